@@ -1,0 +1,10 @@
+//! The exact linear-Gaussian model (DESIGN.md section 6): closed forms in f64 and a
+//! trainable Burn implementation of the same functionals.
+
+pub mod closed_form;
+pub mod config;
+pub mod model;
+
+pub use closed_form::{ClosedForm, ExactPoint, JointMoments, transfer_gamma};
+pub use config::{ExactConfig, ExactModelConfig, ExactTrainingConfig, GaussianDataConfig};
+pub use model::{ExactSystem, LinearGaussianModel};

@@ -1,0 +1,85 @@
+//! Shared fixtures: random exact problems.
+
+#![allow(dead_code)]
+
+use burn::backend::{Autodiff, Flex};
+use fep_thermo::exact::{ExactConfig, ExactModelConfig, ExactTrainingConfig, GaussianDataConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub type B = Autodiff<Flex>;
+
+/// A random symmetric positive definite matrix `L L' + 0.3 I` (n x n) and a random
+/// m x n regression matrix, so that W'W is not proportional to I.
+pub fn random_data(rng: &mut ChaCha8Rng, n: usize, m: usize) -> GaussianDataConfig {
+    let l: Vec<Vec<f64>> = (0..n)
+        .map(|_| (0..n).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect())
+        .collect();
+    let sigma = (0..n)
+        .map(|i| {
+            (0..n)
+                .map(|j| {
+                    (0..n).map(|k| l[i][k] * l[j][k]).sum::<f64>() + if i == j { 0.3 } else { 0.0 }
+                })
+                .collect()
+        })
+        .collect();
+    let w = (0..m)
+        .map(|_| (0..n).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect())
+        .collect();
+    GaussianDataConfig {
+        sigma,
+        w,
+        noise_std: 0.2 + 0.3 * rng.random::<f64>(),
+    }
+}
+
+pub fn random_config(seed: u64, n: usize, m: usize) -> ExactConfig {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let data = random_data(&mut rng, n, m);
+    // The target: a perturbed copy of the source, so that C can be held all the way.
+    let shift = random_data(&mut rng, n, m);
+    let target = GaussianDataConfig {
+        sigma: data
+            .sigma
+            .iter()
+            .zip(&shift.sigma)
+            .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x + 0.2 * y).collect())
+            .collect(),
+        w: data
+            .w
+            .iter()
+            .zip(&shift.w)
+            .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x + 0.15 * y).collect())
+            .collect(),
+        noise_std: data.noise_std,
+    };
+    ExactConfig {
+        data,
+        model: ExactModelConfig {
+            sigma0: 0.5,
+            sigmac: 0.7,
+            latent_dim: n,
+            seed,
+        },
+        target: Some(target),
+        training: ExactTrainingConfig::default(),
+    }
+}
+
+pub fn example_config() -> ExactConfig {
+    ExactConfig::from_toml_str(
+        r#"
+[data]
+sigma = [[2.0, 0.3], [0.3, 1.0]]
+w = [[1.0, -0.5]]
+noise_std = 0.3
+[model]
+sigma0 = 0.5
+sigmac = 0.7
+latent_dim = 2
+seed = 7
+"#,
+    )
+    .expect("example config parses")
+}
