@@ -1,0 +1,141 @@
+//! `fep data ...`: inspect bundled or downloaded datasets, fetch the full ones.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use fep_data::{DatasetKind, FetchEvent, GridOptions, Split};
+
+use crate::output::{prepare_out_dir, write_json};
+use crate::progress::bar;
+
+/// Subcommands of `fep data`.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Counts per class and split, pixel statistics, and a PNG grid of samples.
+    Inspect(InspectArgs),
+    /// Download a full dataset from its mirrors, verify checksums, write atomically.
+    Fetch(FetchArgs),
+}
+
+/// `fep data inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Dataset folder (MNIST IDX files or CIFAR-10 binary batches); default: the bundled MNIST subset.
+    pub dir: Option<PathBuf>,
+    /// Result directory for summary.json and samples.png.
+    #[arg(long, default_value = "runs/data-inspect")]
+    pub out: PathBuf,
+    /// Overwrite an existing result directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Number of sample images in the grid.
+    #[arg(long, default_value_t = 50)]
+    pub samples: usize,
+}
+
+/// `fep data fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Which dataset: mnist or cifar10.
+    pub dataset: DatasetKind,
+    /// Destination folder.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Mirror base URL to use instead of the manifest's list (repeatable).
+    #[arg(long = "mirror")]
+    pub mirrors: Vec<String>,
+}
+
+/// Run `fep data ...`.
+pub fn run(command: &DataCommand) -> Result<()> {
+    match command {
+        DataCommand::Inspect(args) => inspect(args),
+        DataCommand::Fetch(args) => fetch(args),
+    }
+}
+
+fn inspect(args: &InspectArgs) -> Result<()> {
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => fep_data::bundled_mnist_dir()?,
+    };
+    let report = fep_data::inspect(&dir)?;
+    println!("{report}");
+    let out = prepare_out_dir(&args.out, args.force)?;
+    let kind = fep_data::detect_kind(&dir)?;
+    let train = fep_data::load_dataset(kind, &dir, Split::Train)?;
+    let n = args.samples.min(train.len());
+    let indices: Vec<usize> = (0..n).collect();
+    let grid = out.join("samples.png");
+    fep_data::write_png_grid(&grid, &train, &indices, GridOptions::default())?;
+    let summary: Vec<serde_json::Value> = report
+        .splits
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "split": s.split.to_string(),
+                "count": s.len,
+                "class_counts": s.class_counts,
+                "pixel_mean": s.pixel_stats.mean,
+                "pixel_std": s.pixel_stats.std,
+                "nonzero_fraction": s.pixel_stats.nonzero_fraction,
+                "first_labels": s.first_labels,
+            })
+        })
+        .collect();
+    write_json(
+        &out.join("summary.json"),
+        &serde_json::json!({"dir": dir, "kind": kind.to_string(), "splits": summary}),
+    )?;
+    println!(
+        "wrote {} and {}",
+        grid.display(),
+        out.join("summary.json").display()
+    );
+    Ok(())
+}
+
+fn fetch(args: &FetchArgs) -> Result<()> {
+    let mut bar_state: Option<indicatif::ProgressBar> = None;
+    let report = fep_data::fetch(
+        args.dataset,
+        &args.dir,
+        &args.mirrors,
+        |event| match event {
+            FetchEvent::AlreadyPresent { file, .. } => {
+                println!("{file}: already present and verified")
+            }
+            FetchEvent::Started {
+                file,
+                url,
+                resumed_from,
+                total,
+            } => {
+                let b = bar(total.unwrap_or(0), file);
+                b.set_position(*resumed_from);
+                tracing::info!(%url, resumed_from, "downloading {file}");
+                bar_state = Some(b);
+            }
+            FetchEvent::Progress { downloaded, .. } => {
+                if let Some(b) = &bar_state {
+                    b.set_position(*downloaded);
+                }
+            }
+            FetchEvent::Verifying { file } => tracing::info!("verifying {file}"),
+            FetchEvent::MirrorFailed { file, failure } => {
+                eprintln!("{file}: mirror {} failed: {}", failure.url, failure.reason)
+            }
+            FetchEvent::Done { file, checksum, .. } => {
+                if let Some(b) = bar_state.take() {
+                    b.finish_and_clear();
+                }
+                println!("{file}: verified ({checksum:?})");
+            }
+            FetchEvent::Unpacked { path, .. } => println!("unpacked {}", path.display()),
+        },
+    )
+    .with_context(|| format!("fetching {} into {}", args.dataset, args.dir.display()))?;
+    println!("{} files in {}", report.files.len(), report.dir.display());
+    Ok(())
+}

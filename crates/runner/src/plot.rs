@@ -1,0 +1,169 @@
+//! Line and scatter charts as SVG and PNG, with an embedded font (DejaVu Sans) so
+//! text renders on machines without system fonts.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{Context, Result, anyhow};
+use plotters::prelude::*;
+
+static FONT: Once = Once::new();
+
+fn register_font() {
+    FONT.call_once(|| {
+        // A failure here only means text falls back to nothing; charts still draw.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// A polyline.
+    Line,
+    /// A thick polyline (highlighted path).
+    ThickLine,
+    /// Circles at the points.
+    Points,
+}
+
+/// One named series of (x, y) points.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// The points.
+    pub points: Vec<(f64, f64)>,
+    /// How to draw it.
+    pub mark: Mark,
+    /// Index into the palette.
+    pub color: usize,
+}
+
+/// A chart: title, axis labels and series.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// Title line (include machine, backend and data where it matters).
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// The series.
+    pub series: Vec<Series>,
+}
+
+const SIZE: (u32, u32) = (900, 640);
+
+fn bounds(series: &[Series]) -> Result<((f64, f64), (f64, f64))> {
+    let pts = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|(x, y)| x.is_finite() && y.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    let mut any = false;
+    for &(x, y) in pts {
+        any = true;
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if !any {
+        return Err(anyhow!("nothing to plot: no finite points"));
+    }
+    let pad = |a: f64, b: f64| {
+        let w = (b - a).abs().max(1e-9 * a.abs().max(1.0));
+        (a - 0.05 * w, b + 0.05 * w)
+    };
+    Ok((pad(x0, x1), pad(y0, y1)))
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    chart: &Chart,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let ((x0, x1), (y0, y1)) = bounds(&chart.series)?;
+    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    let mut ctx = ChartBuilder::on(&root)
+        .caption(&chart.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| anyhow!("{e:?}"))?;
+    ctx.configure_mesh()
+        .x_desc(&chart.x_label)
+        .y_desc(&chart.y_label)
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    for s in &chart.series {
+        let color = Palette99::pick(s.color).to_rgba();
+        let pts: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        let anno = match s.mark {
+            Mark::Line => ctx.draw_series(LineSeries::new(pts, color.stroke_width(2))),
+            Mark::ThickLine => ctx.draw_series(LineSeries::new(pts, color.stroke_width(4))),
+            Mark::Points => ctx.draw_series(
+                pts.into_iter()
+                    .map(move |p| Circle::new(p, 4, color.filled())),
+            ),
+        }
+        .map_err(|e| anyhow!("{e:?}"))?;
+        anno.label(s.label.clone()).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+        });
+    }
+    ctx.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    root.present().map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// Write `<stem>.svg` and `<stem>.png`, each atomically.
+pub fn write_chart(stem: &Path, chart: &Chart) -> Result<()> {
+    register_font();
+    let mut svg = String::new();
+    draw(
+        SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
+        chart,
+    )?;
+    let svg_path = stem.with_extension("svg");
+    fep_data::atomic_write(&svg_path, svg.as_bytes())
+        .with_context(|| format!("cannot write {}", svg_path.display()))?;
+
+    let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    draw(
+        BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(),
+        chart,
+    )?;
+    let mut png_bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut png_bytes, SIZE.0, SIZE.1);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header()?;
+        writer.write_image_data(&rgb)?;
+    }
+    let png_path = stem.with_extension("png");
+    fep_data::atomic_write(&png_path, &png_bytes)
+        .with_context(|| format!("cannot write {}", png_path.display()))?;
+    Ok(())
+}
