@@ -1,0 +1,303 @@
+//! A deep model in contact with data: the [`ThermodynamicSystem`] of `fep-thermo`.
+//!
+//! * Functionals and gradients are measured on fixed *probe sets* (held-out examples of
+//!   the source and of the target, fixed binarisation, fixed latent noise): deterministic
+//!   functions of theta, so finite differences of gradients are Hessian-vector products.
+//!   On the data path `p_t = (1 - t) p_0 + t p_1` every functional is the exact mixture
+//!   `G_t = (1 - t) G_0 + t G_1` of the two probe values (expectations are linear in p).
+//! * Equilibration takes Adam steps on minibatches drawn from the mixture `p_t` of the two
+//!   *training* sets, at a fixed learning rate.
+
+use std::sync::Arc;
+
+use burn::module::AutodiffModule;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor};
+use fep_data::{Binarization, ImageDataset, MixtureDataset};
+use fep_thermo::burn_params::{flatten_gradients, flatten_params, load_params};
+use fep_thermo::{Functionals, Multipliers, ThermoError, ThermodynamicSystem, Weights};
+
+use crate::error::Result;
+use crate::model::{BatchFunctionals, FepModel};
+use crate::noise::PROBE_STREAM;
+use crate::train::{MixedImages, Metrics, Trainer, TrainingData, evaluate, noise_tensor};
+
+/// A fixed batch with fixed noise on which functionals are measured.
+#[derive(Debug, Clone)]
+pub struct ProbeSet<B: Backend> {
+    images: Tensor<B, 4>,
+    labels: Tensor<B, 1, Int>,
+    noise: Tensor<B, 3>,
+}
+
+impl<B: Backend> ProbeSet<B> {
+    /// All of `dataset` as one batch (binarisation of epoch 0) with `num_z` noise draws
+    /// keyed by `(seed, stream)`.
+    pub fn new(
+        dataset: &ImageDataset,
+        binarization: Binarization,
+        num_z: usize,
+        latent: usize,
+        seed: u64,
+        stream: u64,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let indices: Vec<usize> = (0..dataset.len()).collect();
+        let batch = dataset.batch::<B>(&indices, binarization, 0, device)?;
+        let noise = noise_tensor(seed, PROBE_STREAM, stream, num_z, indices.len(), latent, device);
+        Ok(Self {
+            images: batch.images,
+            labels: batch.labels,
+            noise,
+        })
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.images.dims()[0]
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn functionals(&self, model: &FepModel<B>) -> BatchFunctionals<B> {
+        model.functionals(self.images.clone(), self.labels.clone(), self.noise.clone())
+    }
+}
+
+/// Settings of the equilibration of a [`DeepSystem`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EquilibrationSettings {
+    /// Adam learning rate of equilibration steps.
+    pub learning_rate: f64,
+    /// Binarisation of training batches.
+    pub binarization: Binarization,
+}
+
+/// Counters of the work a system has done (for compute budgets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct WorkCounters {
+    /// Optimiser steps taken by `equilibrate`.
+    pub optimizer_steps: u64,
+    /// Probe gradients evaluated (each is one forward and backward over the probe).
+    pub probe_gradients: u64,
+}
+
+/// A [`FepModel`] with its optimiser, training data and probe sets.
+pub struct DeepSystem<B: AutodiffBackend> {
+    trainer: Trainer<B>,
+    source_probe: ProbeSet<B>,
+    target_probe: ProbeSet<B>,
+    data: MixedImages,
+    settings: EquilibrationSettings,
+    t: f64,
+    cursor: u64,
+    work: WorkCounters,
+}
+
+fn thermo_err(e: crate::error::ModelError) -> ThermoError {
+    ThermoError::Model(e.to_string())
+}
+
+impl<B: AutodiffBackend> DeepSystem<B> {
+    /// A system around a trainer (model, Adam state, seed, batch size, `num_z`).
+    /// `source_train`/`target_train` feed equilibration; the probes measure functionals.
+    /// Without a target, pass the source twice (t then stays meaningful but inert).
+    pub fn new(
+        trainer: Trainer<B>,
+        source_train: Arc<ImageDataset>,
+        target_train: Arc<ImageDataset>,
+        source_probe: &ImageDataset,
+        target_probe: &ImageDataset,
+        settings: EquilibrationSettings,
+    ) -> Result<Self> {
+        let seed = trainer.config.seed;
+        let num_z = trainer.config.num_z;
+        let latent = trainer.model().config().latent_dim;
+        let device = trainer.device.clone();
+        let epoch_len = source_train.len().max(target_train.len());
+        let mixture = MixtureDataset::new(source_train, target_train, epoch_len, 0.0, seed)?;
+        let source_probe =
+            ProbeSet::new(source_probe, settings.binarization, num_z, latent, seed, 0, &device)?;
+        let target_probe =
+            ProbeSet::new(target_probe, settings.binarization, num_z, latent, seed, 1, &device)?;
+        Ok(Self {
+            trainer,
+            source_probe,
+            target_probe,
+            data: MixedImages {
+                mixture,
+                binarization: settings.binarization,
+            },
+            settings,
+            t: 0.0,
+            cursor: 0,
+            work: WorkCounters::default(),
+        })
+    }
+
+    /// The trainer (model and optimiser).
+    pub fn trainer(&self) -> &Trainer<B> {
+        &self.trainer
+    }
+
+    /// Mutable access to the trainer.
+    pub fn trainer_mut(&mut self) -> &mut Trainer<B> {
+        &mut self.trainer
+    }
+
+    /// The work done so far.
+    pub fn work(&self) -> WorkCounters {
+        self.work
+    }
+
+    /// Change the equilibration learning rate.
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.settings.learning_rate = lr;
+    }
+
+    /// Metrics of the current model on a dataset (fixed evaluation noise).
+    pub fn evaluate(&self, dataset: &ImageDataset) -> Result<Metrics> {
+        let cfg = &self.trainer.config;
+        evaluate(
+            &self.trainer.model().valid(),
+            dataset,
+            self.settings.binarization,
+            cfg.num_z,
+            cfg.eval_batch_size,
+            cfg.seed,
+            &self.trainer.device,
+        )
+    }
+
+    fn weights_by_domain(&self) -> [(f64, &ProbeSet<B>); 2] {
+        [(1.0 - self.t, &self.source_probe), (self.t, &self.target_probe)]
+    }
+
+    /// Take `steps` Adam steps on `J` at `m` on batches of `p_t`.
+    pub fn train_steps(&mut self, m: Multipliers, steps: usize) -> Result<()> {
+        let bs = self.trainer.config.batch_size;
+        let len = self.data.len() as u64;
+        for _ in 0..steps {
+            let start = self.cursor % len;
+            if start + bs as u64 > len {
+                self.cursor += len - start;
+            }
+            let epoch = self.cursor / len;
+            let start = (self.cursor % len) as usize;
+            let positions: Vec<usize> = (start..start + bs).collect();
+            let batch = self
+                .data
+                .batch::<B>(epoch, &positions, &self.trainer.device)?;
+            self.trainer
+                .step(batch, m.lambda, m.gamma, self.settings.learning_rate)?;
+            self.cursor += bs as u64;
+            self.work.optimizer_steps += 1;
+        }
+        Ok(())
+    }
+}
+
+fn host_means<B: Backend>(f: &BatchFunctionals<B>) -> [f64; 3] {
+    let v: Vec<f64> = Tensor::cat(
+        vec![
+            f.rate.clone().mean(),
+            f.distortion.clone().mean(),
+            f.classification.clone().mean(),
+        ],
+        0,
+    )
+    .into_data()
+    .iter::<f64>()
+    .collect();
+    [v[0], v[1], v[2]]
+}
+
+impl<B: AutodiffBackend> ThermodynamicSystem for DeepSystem<B> {
+    fn num_params(&self) -> usize {
+        use burn::module::Module;
+        self.trainer.model().num_params()
+    }
+
+    fn params(&self) -> fep_thermo::Result<Vec<f64>> {
+        Ok(flatten_params(self.trainer.model()))
+    }
+
+    fn set_params(&mut self, theta: &[f64]) -> fep_thermo::Result<()> {
+        let model = load_params(self.trainer.model().clone(), theta)?;
+        self.trainer.set_model(model);
+        Ok(())
+    }
+
+    fn data_position(&self) -> f64 {
+        self.t
+    }
+
+    fn set_data_position(&mut self, t: f64) -> fep_thermo::Result<()> {
+        if !(0.0..=1.0).contains(&t) {
+            return Err(ThermoError::InvalidConfig(format!(
+                "data position must lie in [0, 1], got {t}"
+            )));
+        }
+        self.t = t;
+        self.data
+            .mixture
+            .set_t(t)
+            .map_err(|e| ThermoError::Model(e.to_string()))?;
+        Ok(())
+    }
+
+    fn functionals(&mut self) -> fep_thermo::Result<Functionals> {
+        let model = self.trainer.model().valid();
+        let mut out = Functionals::default();
+        for (w, probe) in self.weights_by_domain() {
+            if w == 0.0 {
+                continue;
+            }
+            let inner = ProbeSet::<B::InnerBackend> {
+                images: probe.images.clone().inner(),
+                labels: probe.labels.clone().inner(),
+                noise: probe.noise.clone().inner(),
+            };
+            let [r, d, c] = host_means(&inner.functionals(&model));
+            out.rate += w * r;
+            out.distortion += w * d;
+            out.classification += w * c;
+        }
+        Ok(out)
+    }
+
+    fn gradient(&mut self, weights: Weights) -> fep_thermo::Result<(Functionals, Vec<f64>)> {
+        let model = self.trainer.model();
+        let mut out = Functionals::default();
+        let mut loss: Option<Tensor<B, 1>> = None;
+        for (w, probe) in self.weights_by_domain() {
+            if w == 0.0 {
+                continue;
+            }
+            let f = probe.functionals(model);
+            let [r, d, c] = host_means(&f);
+            out.rate += w * r;
+            out.distortion += w * d;
+            out.classification += w * c;
+            let term = f
+                .weighted(weights.rate, weights.distortion, weights.classification)
+                .mul_scalar(w);
+            loss = Some(match loss {
+                None => term,
+                Some(l) => l + term,
+            });
+        }
+        let loss = loss.expect("at least one domain has positive weight");
+        let grads = loss.backward();
+        self.work.probe_gradients += 1;
+        Ok((out, flatten_gradients(model, &grads)))
+    }
+
+    fn equilibrate(&mut self, m: Multipliers, steps: usize) -> fep_thermo::Result<Functionals> {
+        self.train_steps(m, steps).map_err(thermo_err)?;
+        self.functionals()
+    }
+}

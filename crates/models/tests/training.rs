@@ -1,0 +1,260 @@
+//! Shapes of the architectures, single training steps on the CPU, exact resume from a
+//! checkpoint, the NaN guard, and the thermodynamic system of a deep model.
+
+use std::sync::Arc;
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use fep_data::{Binarization, Cifar10, ImageBatch, ImageDataset, Mnist, Split};
+use fep_models::checkpoint;
+use fep_models::system::{DeepSystem, EquilibrationSettings};
+use fep_models::train::{ShuffledImages, TrainConfig, Trainer, noise_tensor};
+use fep_models::{Architecture, DecoderKind, FepModel, ModelConfig, ModelError, PriorKind};
+use fep_thermo::{IftConfig, Multipliers, ThermodynamicSystem, ift_sensitivities};
+
+type B = Autodiff<Flex>;
+
+fn dev() -> burn::backend::flex::FlexDevice {
+    Default::default()
+}
+
+fn mnist_train() -> ImageDataset {
+    Mnist::load_dir(fep_data::bundled_mnist_dir().unwrap(), Split::Train).expect("bundled MNIST")
+}
+
+fn config(lambda: f64, gamma: f64, epochs: u64, batch: usize, num_z: usize) -> TrainConfig {
+    TrainConfig {
+        lambda,
+        gamma,
+        epochs,
+        batch_size: batch,
+        learning_rate: 1e-3,
+        schedule: Default::default(),
+        grad_clip_norm: Some(100.0),
+        num_z,
+        seed: 5,
+        eval_batch_size: 64,
+    }
+}
+
+fn params_of<M: Module<B>>(m: &M) -> Vec<f64> {
+    fep_thermo::burn_params::flatten_params(m)
+}
+
+#[test]
+fn architectures_have_the_documented_shapes() {
+    let device = dev();
+    for (arch, decoder, prior, channels, side, per_channel) in [
+        (Architecture::MnistSmall, DecoderKind::Bernoulli, PriorKind::StandardNormal, 1, 28, 1),
+        (Architecture::MnistPaper, DecoderKind::Gaussian { sigma: 0.5f64.sqrt() }, PriorKind::Mixture { components: 3 }, 1, 28, 1),
+        (Architecture::CifarResnet, DecoderKind::DiscretizedLogistic, PriorKind::Vamp { pseudo_inputs: 4 }, 3, 32, 2),
+    ] {
+        let cfg = ModelConfig { architecture: arch, latent_dim: 16, num_classes: 10, decoder, prior };
+        let model = FepModel::<Flex>::new(&cfg, &device).unwrap();
+        let x = Tensor::<Flex, 4>::zeros([2, channels, side, side], &device);
+        let (mean, log_var) = model.encoder.forward(x.clone());
+        assert_eq!(mean.dims(), [2, 16], "{arch:?}");
+        assert_eq!(log_var.dims(), [2, 16], "{arch:?}");
+        let out = model.decoder.forward(mean);
+        assert_eq!(out.dims(), [2, channels * per_channel, side, side], "{arch:?}");
+        assert_eq!(model.reconstruct(x.clone()).dims(), [2, channels, side, side]);
+        assert_eq!(model.sample(Tensor::zeros([3, 16], &device)).dims(), [3, channels, side, side]);
+        let labels = Tensor::<Flex, 1, Int>::from_data(TensorData::new(vec![1i64, 7], [2]), &device);
+        let f = model.functionals(x, labels, Tensor::zeros([3, 2, 16], &device));
+        for v in [f.rate, f.distortion, f.classification] {
+            assert_eq!(v.dims(), [2]);
+            assert!(v.into_data().iter::<f64>().all(f64::is_finite), "{arch:?}");
+        }
+    }
+    // The paper's encoder: the parameter count of the layers listed in the models issue.
+    let paper = FepModel::<Flex>::new(&ModelConfig::new(Architecture::MnistPaper), &device).unwrap();
+    let conv = 64 * 16 + 64 + 128 * 64 * 16 + 128 + 256 * 128 * 9 + 256 + 1024 * 256 * 16 + 1024;
+    // BatchNorm: scale and shift (learnt) plus running mean and variance (state).
+    let bn = 4 * (128 + 256);
+    let fc = 1024 * 512 + 512 + 2 * (512 * 16 + 16);
+    assert_eq!(paper.encoder.num_params(), conv + bn + fc);
+}
+
+fn one_step(cfg: ModelConfig, data: ImageDataset, binarization: Binarization) {
+    let device = dev();
+    B::seed(&device, 1);
+    let model = FepModel::<B>::new(&cfg, &device).unwrap();
+    let mut trainer = Trainer::new(model, config(2.0, 2.0, 1, 4, 2), device.clone()).unwrap();
+    let before = params_of(trainer.model());
+    let batch = data.batch::<B>(&[0, 1, 2, 3], binarization, 0, &device).unwrap();
+    let report = trainer.step(batch, 2.0, 2.0, 1e-3).unwrap();
+    assert!(report.loss.is_finite() && report.loss > 0.0, "{report:?}");
+    let after = params_of(trainer.model());
+    let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+    assert!(moved > before.len() / 2, "only {moved} of {} parameters moved", before.len());
+    assert_eq!(trainer.state.step, 1);
+}
+
+#[test]
+fn one_training_step_of_mnist_paper_on_the_cpu() {
+    let cfg = ModelConfig {
+        decoder: DecoderKind::Gaussian { sigma: 0.5f64.sqrt() },
+        ..ModelConfig::new(Architecture::MnistPaper)
+    };
+    one_step(cfg, mnist_train().take(8), Binarization::None);
+}
+
+#[test]
+fn one_training_step_of_cifar_resnet_on_the_fixture() {
+    let data = Cifar10::load_dir(fep_data::bundled_cifar_dir().unwrap(), Split::Train).unwrap();
+    assert_eq!(data.len(), 15);
+    let cfg = ModelConfig {
+        decoder: DecoderKind::DiscretizedLogistic,
+        prior: PriorKind::Mixture { components: 4 },
+        ..ModelConfig::new(Architecture::CifarResnet)
+    };
+    one_step(cfg, data, Binarization::None);
+}
+
+fn small_run(data: &ImageDataset) -> (ShuffledImages, Trainer<B>) {
+    let device = dev();
+    B::seed(&device, 5);
+    let model = FepModel::<B>::new(&ModelConfig::new(Architecture::MnistSmall), &device).unwrap();
+    let trainer = Trainer::new(model, config(2.0, 2.0, 4, 32, 1), device).unwrap();
+    let shuffled = ShuffledImages {
+        dataset: Arc::new(data.clone()),
+        binarization: Binarization::Dynamic { seed: 5 },
+        seed: 5,
+    };
+    (shuffled, trainer)
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let data = mnist_train().take(160);
+    let test = Mnist::load_dir(fep_data::bundled_mnist_dir().unwrap(), Split::Test).unwrap().take(64);
+    let bin = Binarization::Dynamic { seed: 5 };
+
+    // 4 epochs straight.
+    let (shuffled, mut straight) = small_run(&data);
+    for _ in 0..4 {
+        straight.train_epoch(&shuffled, 4, |_| {}).unwrap();
+    }
+    let straight_metrics = straight.evaluate(&test, bin).unwrap();
+
+    // 2 epochs, checkpoint, a fresh process loads it, 2 more epochs.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.ckpt");
+    let (shuffled, mut first) = small_run(&data);
+    for _ in 0..2 {
+        first.train_epoch(&shuffled, 4, |_| {}).unwrap();
+    }
+    checkpoint::save(&first, &path, serde_json::json!({"note": "test"})).unwrap();
+    drop(first);
+    let mut resumed = checkpoint::load::<B>(&path, None, &dev()).unwrap();
+    assert_eq!(resumed.state.epoch, 2);
+    assert_eq!(resumed.state.step, 10);
+    for _ in 0..2 {
+        resumed.train_epoch(&shuffled, 4, |_| {}).unwrap();
+    }
+    let resumed_metrics = resumed.evaluate(&test, bin).unwrap();
+    assert_eq!(params_of(straight.model()), params_of(resumed.model()));
+    assert_eq!(straight_metrics, resumed_metrics);
+
+    // A checkpoint cut short is refused with the file named.
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = dir.path().join("cut.ckpt");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let err = checkpoint::load::<B>(&cut, None, &dev()).err().expect("truncated file rejected");
+    let msg = err.to_string();
+    assert!(msg.contains("cut.ckpt") && msg.contains("truncated"), "{msg}");
+    let missing = checkpoint::load::<B>(&dir.path().join("nope.ckpt"), None, &dev()).err().unwrap();
+    assert!(missing.to_string().contains("not found"), "{missing}");
+}
+
+#[test]
+fn nan_in_the_loss_stops_with_the_step_named_and_keeps_the_checkpoint() {
+    let data = mnist_train().take(64);
+    let (shuffled, mut trainer) = small_run(&data);
+    trainer.train_epoch(&shuffled, 1, |_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("good.ckpt");
+    checkpoint::save(&trainer, &path, serde_json::Value::Null).unwrap();
+    let saved = std::fs::read(&path).unwrap();
+    let before = params_of(trainer.model());
+
+    let device = dev();
+    let mut pixels = vec![0.5f32; 4 * 784];
+    pixels[100] = f32::NAN;
+    let batch = ImageBatch::<B> {
+        images: Tensor::from_data(TensorData::new(pixels, [4, 1, 28, 28]), &device),
+        labels: Tensor::from_data(TensorData::new(vec![0i64, 1, 2, 3], [4]), &device),
+        indices: vec![0, 1, 2, 3],
+    };
+    let err = trainer.step(batch, 2.0, 2.0, 1e-3).err().expect("NaN detected");
+    match &err {
+        ModelError::NonFinite { step, .. } => assert_eq!(*step, 2),
+        other => panic!("unexpected error {other}"),
+    }
+    assert!(err.to_string().contains("step 2"), "{err}");
+    assert_eq!(params_of(trainer.model()), before, "no update from a NaN loss");
+    assert_eq!(std::fs::read(&path).unwrap(), saved, "checkpoint intact");
+    assert!(checkpoint::load::<B>(&path, None, &device).is_ok());
+}
+
+#[test]
+fn deep_system_feeds_the_ift_estimator() {
+    let data = mnist_train();
+    let source = data.filter_classes(&[0, 1, 2, 3, 4]).take(256);
+    let target = data.filter_classes(&[5, 6, 7, 8, 9]).take(256);
+    let (shuffled, mut trainer) = small_run(&source);
+    trainer.config.batch_size = 64;
+    for _ in 0..2 {
+        trainer.train_epoch(&shuffled, 2, |_| {}).unwrap();
+    }
+    let settings = EquilibrationSettings { learning_rate: 1e-4, binarization: Binarization::Static };
+    let mut system = DeepSystem::new(
+        trainer,
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        &source.take(64),
+        &target.take(64),
+        settings,
+    )
+    .unwrap();
+    let m = Multipliers::new(2.0, 2.0);
+    // Functionals are deterministic and linear along the data path.
+    let f0 = system.functionals().unwrap();
+    assert_eq!(f0, system.functionals().unwrap());
+    system.set_data_position(1.0).unwrap();
+    let f1 = system.functionals().unwrap();
+    system.set_data_position(0.25).unwrap();
+    let ft = system.functionals().unwrap();
+    assert!((ft.classification - (0.75 * f0.classification + 0.25 * f1.classification)).abs() < 1e-4);
+    assert!(f1.classification > f0.classification, "unseen digits are harder: {f0:?} {f1:?}");
+    // The gradient agrees with a finite difference of the functionals along it.
+    system.set_data_position(0.0).unwrap();
+    let (fg, g) = system.gradient(fep_thermo::Weights::only(fep_thermo::Functional::Classification)).unwrap();
+    assert!((fg.classification - f0.classification).abs() < 1e-9);
+    let theta = system.params().unwrap();
+    let gn: f64 = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let h = 1e-2 / gn;
+    let shifted: Vec<f64> = theta.iter().zip(&g).map(|(t, gi)| t + h * gi).collect();
+    system.set_params(&shifted).unwrap();
+    let fp = system.functionals().unwrap();
+    system.set_params(&theta).unwrap();
+    let predicted = h * gn * gn;
+    let measured = fp.classification - f0.classification;
+    assert!((measured - predicted).abs() < 0.2 * predicted.abs(), "{measured} vs {predicted}");
+    // One IFT sensitivity with truncated CG.
+    let ift = IftConfig {
+        relative_damping: 1e-2,
+        cg_max_iterations: 4,
+        max_accepted_residual: 1.0,
+        ..IftConfig::default()
+    };
+    let sol = ift_sensitivities(&mut system, m, &ift).unwrap();
+    let s = sol.sensitivities;
+    assert!(s.dC_dgamma < 0.0, "C falls as gamma rises: {s:?}");
+    assert!(s.dD_dlambda < 0.0, "D falls as lambda rises: {s:?}");
+    assert!(system.work().probe_gradients > 4);
+    assert_eq!(system.params().unwrap(), theta, "parameters restored after the HVPs");
+    let _ = noise_tensor::<Flex>(1, 1, 1, 1, 1, 1, &dev());
+}
