@@ -84,6 +84,20 @@ pub enum PriorKind {
     },
 }
 
+/// The classifier `c(y|z)` on the latent sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum ClassifierKind {
+    /// Logits `W z + b` (the authors' code).
+    #[default]
+    Linear,
+    /// One hidden ReLU layer: logits `W2 relu(W1 z + b1) + b2`.
+    Mlp {
+        /// Width of the hidden layer.
+        hidden: usize,
+    },
+}
+
 /// Everything that fixes the shapes of a model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,6 +116,9 @@ pub struct ModelConfig {
     /// Prior of the rate.
     #[serde(default = "default_prior")]
     pub prior: PriorKind,
+    /// Classifier on z.
+    #[serde(default)]
+    pub classifier: ClassifierKind,
 }
 
 fn default_latent_dim() -> usize {
@@ -126,6 +143,7 @@ impl ModelConfig {
             num_classes: default_num_classes(),
             decoder: default_decoder(),
             prior: default_prior(),
+            classifier: ClassifierKind::Linear,
         }
     }
 
@@ -143,6 +161,9 @@ impl ModelConfig {
                 return bad(format!("decoder sigma must be positive, got {sigma}"));
             }
             _ => {}
+        }
+        if let ClassifierKind::Mlp { hidden: 0 } = self.classifier {
+            return bad("an MLP classifier needs a hidden width of at least 1".into());
         }
         match self.prior {
             PriorKind::Mixture { components: 0 } => {

@@ -21,6 +21,6 @@ pub mod prior;
 pub mod system;
 pub mod train;
 
-pub use config::{Architecture, DecoderKind, ModelConfig, PriorKind};
+pub use config::{Architecture, ClassifierKind, DecoderKind, ModelConfig, PriorKind};
 pub use error::{ModelError, Result};
 pub use model::{BatchFunctionals, FepModel};

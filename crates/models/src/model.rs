@@ -2,7 +2,6 @@
 //! functionals per example.
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -10,7 +9,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crate::config::{ModelConfig, PriorKind};
 use crate::error::Result;
 use crate::likelihood::{mean_image, negative_log_likelihood};
-use crate::networks::{Decoder, Encoder};
+use crate::networks::{Classifier, Decoder, Encoder};
 use crate::prior::{MixturePrior, VampPrior, kl_standard_normal, posterior_log_density};
 
 /// Encoder `e(z|x)`, decoder `d(x|z)`, linear classifier `c(y|z)` and prior `m(z)`.
@@ -20,8 +19,8 @@ pub struct FepModel<B: Backend> {
     pub encoder: Encoder<B>,
     /// Network of `d(x|z)`.
     pub decoder: Decoder<B>,
-    /// Linear `c(y|z)`: logits `W z + b`.
-    pub classifier: Linear<B>,
+    /// `c(y|z)`: softmax of the classifier's logits.
+    pub classifier: Classifier<B>,
     /// Parameters of a mixture-of-Gaussians prior, if that is the prior.
     pub mixture_prior: Option<MixturePrior<B>>,
     /// Pseudo-inputs of a VampPrior, if that is the prior.
@@ -78,7 +77,7 @@ impl<B: Backend> FepModel<B> {
         Ok(Self {
             encoder: Encoder::new(config, device),
             decoder: Decoder::new(config, device),
-            classifier: LinearConfig::new(latent, config.num_classes).init(device),
+            classifier: Classifier::new(config, device),
             mixture_prior,
             vamp_prior,
             config: config.clone(),

@@ -9,7 +9,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::backend::Backend;
 
-use crate::config::{Architecture, ModelConfig};
+use crate::config::{Architecture, ClassifierKind, ModelConfig};
 
 fn conv<B: Backend>(
     c_in: usize,
@@ -343,6 +343,44 @@ impl<B: Backend> Decoder<B> {
             Decoder::Small(d) => d.forward(z),
             Decoder::Paper(d) => d.forward(z),
             Decoder::Resnet(d) => d.forward(z),
+        }
+    }
+}
+
+/// A one-hidden-layer classifier `W2 relu(W1 z + b1) + b2`.
+#[derive(Module, Debug)]
+pub struct MlpClassifier<B: Backend> {
+    hidden: Linear<B>,
+    out: Linear<B>,
+}
+
+/// The classifier `c(y|z)`: logits for latents `[N, L]`.
+#[derive(Module, Debug)]
+pub enum Classifier<B: Backend> {
+    /// `W z + b`.
+    Linear(Linear<B>),
+    /// One hidden ReLU layer.
+    Mlp(MlpClassifier<B>),
+}
+
+impl<B: Backend> Classifier<B> {
+    /// A freshly initialised classifier for `config`.
+    pub fn new(config: &ModelConfig, device: &B::Device) -> Self {
+        let (l, k) = (config.latent_dim, config.num_classes);
+        match config.classifier {
+            ClassifierKind::Linear => Classifier::Linear(linear(l, k, device)),
+            ClassifierKind::Mlp { hidden } => Classifier::Mlp(MlpClassifier {
+                hidden: linear(l, hidden, device),
+                out: linear(hidden, k, device),
+            }),
+        }
+    }
+
+    /// Class logits `[N, K]`.
+    pub fn forward(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
+        match self {
+            Classifier::Linear(c) => c.forward(z),
+            Classifier::Mlp(c) => c.out.forward(relu(c.hidden.forward(z))),
         }
     }
 }

@@ -8,6 +8,8 @@
 //! * Equilibration takes Adam steps on minibatches drawn from the mixture `p_t` of the two
 //!   *training* sets, at a fixed learning rate.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use burn::module::AutodiffModule;
@@ -95,7 +97,13 @@ pub struct DeepSystem<B: AutodiffBackend> {
     t: f64,
     cursor: u64,
     work: WorkCounters,
+    gradient_probe_size: Option<usize>,
+    snapshot: Rc<RefCell<FepModel<B::InnerBackend>>>,
 }
+
+/// The model as it was after the latest equilibration (shared with observers such as
+/// the per-step evaluation of a process, which cannot borrow the system meanwhile).
+pub type Snapshot<B> = Rc<RefCell<FepModel<<B as AutodiffBackend>::InnerBackend>>>;
 
 fn thermo_err(e: crate::error::ModelError) -> ThermoError {
     ThermoError::Model(e.to_string())
@@ -123,7 +131,10 @@ impl<B: AutodiffBackend> DeepSystem<B> {
             ProbeSet::new(source_probe, settings.binarization, num_z, latent, seed, 0, &device)?;
         let target_probe =
             ProbeSet::new(target_probe, settings.binarization, num_z, latent, seed, 1, &device)?;
+        let snapshot = Rc::new(RefCell::new(trainer.model().valid()));
         Ok(Self {
+            snapshot,
+            gradient_probe_size: None,
             trainer,
             source_probe,
             target_probe,
@@ -146,6 +157,28 @@ impl<B: AutodiffBackend> DeepSystem<B> {
     /// Mutable access to the trainer.
     pub fn trainer_mut(&mut self) -> &mut Trainer<B> {
         &mut self.trainer
+    }
+
+    /// Gradients (and so Hessian-vector products) use only the first `size` examples of
+    /// each probe (a subsampled Hessian, as in Hessian-free optimisation); functionals
+    /// still use the whole probe. `None` uses the whole probe for both.
+    pub fn set_gradient_probe_size(&mut self, size: Option<usize>) {
+        self.gradient_probe_size = size;
+    }
+
+    /// Handle to the model after the latest equilibration.
+    pub fn snapshot(&self) -> Snapshot<B> {
+        self.snapshot.clone()
+    }
+
+    /// Start a fresh Adam state (as the paper's code does before each training phase).
+    pub fn reset_optimizer(&mut self) {
+        self.trainer.optimizer = self.trainer.config.adam().init();
+    }
+
+    /// Number of examples in the source and target probes.
+    pub fn probe_sizes(&self) -> (usize, usize) {
+        (self.source_probe.len(), self.target_probe.len())
     }
 
     /// The work done so far.
@@ -277,7 +310,15 @@ impl<B: AutodiffBackend> ThermodynamicSystem for DeepSystem<B> {
             if w == 0.0 {
                 continue;
             }
-            let f = probe.functionals(model);
+            let f = match self.gradient_probe_size {
+                Some(k) if k < probe.len() => ProbeSet {
+                    images: probe.images.clone().narrow(0, 0, k),
+                    labels: probe.labels.clone().narrow(0, 0, k),
+                    noise: probe.noise.clone().narrow(1, 0, k),
+                }
+                .functionals(model),
+                _ => probe.functionals(model),
+            };
             let [r, d, c] = host_means(&f);
             out.rate += w * r;
             out.distortion += w * d;
@@ -298,6 +339,7 @@ impl<B: AutodiffBackend> ThermodynamicSystem for DeepSystem<B> {
 
     fn equilibrate(&mut self, m: Multipliers, steps: usize) -> fep_thermo::Result<Functionals> {
         self.train_steps(m, steps).map_err(thermo_err)?;
+        *self.snapshot.borrow_mut() = self.trainer.model().valid();
         self.functionals()
     }
 }

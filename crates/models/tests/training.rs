@@ -51,7 +51,8 @@ fn architectures_have_the_documented_shapes() {
         (Architecture::MnistPaper, DecoderKind::Gaussian { sigma: 0.5f64.sqrt() }, PriorKind::Mixture { components: 3 }, 1, 28, 1),
         (Architecture::CifarResnet, DecoderKind::DiscretizedLogistic, PriorKind::Vamp { pseudo_inputs: 4 }, 3, 32, 2),
     ] {
-        let cfg = ModelConfig { architecture: arch, latent_dim: 16, num_classes: 10, decoder, prior };
+        let classifier = if arch == Architecture::MnistSmall { fep_models::ClassifierKind::Mlp { hidden: 32 } } else { fep_models::ClassifierKind::Linear };
+        let cfg = ModelConfig { architecture: arch, latent_dim: 16, num_classes: 10, decoder, prior, classifier };
         let model = FepModel::<Flex>::new(&cfg, &device).unwrap();
         let x = Tensor::<Flex, 4>::zeros([2, channels, side, side], &device);
         let (mean, log_var) = model.encoder.forward(x.clone());

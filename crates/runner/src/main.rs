@@ -2,10 +2,15 @@
 
 mod backend;
 mod data_cmd;
+mod deep;
+mod demo_cmd;
 mod exact_cmd;
 mod output;
 mod plot;
+mod process_cmd;
 mod progress;
+mod surface_cmd;
+mod train_cmd;
 
 use std::process::ExitCode;
 
@@ -38,14 +43,16 @@ enum Command {
     /// The exact linear-Gaussian model: closed forms beside a trained model.
     #[command(subcommand)]
     Exact(exact_cmd::ExactCommand),
-    /// Train a source model to equilibrium (not built yet).
-    TrainSource,
-    /// Iso-classification process on a deep model (not built yet).
-    IsoClassification,
-    /// Transfer with C held constant on a deep model (not built yet).
-    TransferIsoClassification,
-    /// Equilibrium-surface sweep on a deep model (not built yet).
-    Surface,
+    /// The mission end to end on the bundled data: train-source, then the transfer with C held and its baselines.
+    Demo(demo_cmd::DemoArgs),
+    /// Train a source model to equilibrium at (lambda, gamma), with checkpoints and a summary.
+    TrainSource(train_cmd::TrainArgs),
+    /// Iso-classification on a deep model: lambda moves with C held, beside the naive fixed-gamma path.
+    IsoClassification(process_cmd::ProcessArgs),
+    /// Transfer source -> target with C held constant, beside fine-tuning and the paper's heuristic.
+    TransferIsoClassification(process_cmd::ProcessArgs),
+    /// Equilibrium surface of a deep model over a (lambda, gamma) grid; `--shard i/n`, then `merge`.
+    Surface(surface_cmd::SurfaceArgs),
     /// Benchmarks (not built yet).
     Bench,
 }
@@ -84,11 +91,20 @@ fn run(cli: Cli) -> Result<()> {
                 dispatch_autodiff!(cli.backend, cli.device, exact_cmd::surface, args)
             }
         },
-        Command::TrainSource
-        | Command::IsoClassification
-        | Command::TransferIsoClassification
-        | Command::Surface
-        | Command::Bench => bail!(
+        Command::Demo(args) => dispatch_autodiff!(cli.backend, cli.device, demo_cmd::demo, args),
+        Command::TrainSource(args) => {
+            dispatch_autodiff!(cli.backend, cli.device, train_cmd::train_source, args)
+        }
+        Command::IsoClassification(args) => {
+            dispatch_autodiff!(cli.backend, cli.device, process_cmd::iso_classification, args)
+        }
+        Command::TransferIsoClassification(args) => {
+            dispatch_autodiff!(cli.backend, cli.device, process_cmd::transfer, args)
+        }
+        Command::Surface(args) => {
+            dispatch_autodiff!(cli.backend, cli.device, surface_cmd::surface, args)
+        }
+        Command::Bench => bail!(
             "`fep {}` is not built yet: the deep models and their processes are the next milestones (see the issues); the exact model is ready: `fep exact --help`",
             command_name(&cli.command)
         ),
@@ -97,10 +113,6 @@ fn run(cli: Cli) -> Result<()> {
 
 fn command_name(c: &Command) -> &'static str {
     match c {
-        Command::TrainSource => "train-source",
-        Command::IsoClassification => "iso-classification",
-        Command::TransferIsoClassification => "transfer-iso-classification",
-        Command::Surface => "surface",
         Command::Bench => "bench",
         _ => "",
     }
