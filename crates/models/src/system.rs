@@ -5,8 +5,11 @@
 //!   functions of theta, so finite differences of gradients are Hessian-vector products.
 //!   On the data path `p_t = (1 - t) p_0 + t p_1` every functional is the exact mixture
 //!   `G_t = (1 - t) G_0 + t G_1` of the two probe values (expectations are linear in p).
-//! * Equilibration takes Adam steps on minibatches drawn from the mixture `p_t` of the two
-//!   *training* sets, at a fixed learning rate.
+//! * Equilibration takes Adam steps on `(1 - t) J(source batch) + t J(target batch)` (an
+//!   unbiased estimate of J on `p_t` with both domains in every step, as in the authors'
+//!   code) at a fixed learning rate, and returns the Polyak-Ruppert average of the last half
+//!   of the iterates (the last quarter): the mean of SGD's stationary distribution, a far less noisy estimate
+//!   of the equilibrium than the last iterate.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -15,14 +18,14 @@ use std::sync::Arc;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
-use fep_data::{Binarization, ImageDataset, MixtureDataset};
+use fep_data::{Binarization, ImageDataset};
 use fep_thermo::burn_params::{flatten_gradients, flatten_params, load_params};
 use fep_thermo::{Functionals, Multipliers, ThermoError, ThermodynamicSystem, Weights};
 
 use crate::error::Result;
 use crate::model::{BatchFunctionals, FepModel};
 use crate::noise::PROBE_STREAM;
-use crate::train::{MixedImages, Metrics, Trainer, TrainingData, evaluate, noise_tensor};
+use crate::train::{Metrics, ShuffledImages, Trainer, TrainingData, evaluate, noise_tensor};
 
 /// A fixed batch with fixed noise on which functionals are measured.
 #[derive(Debug, Clone)]
@@ -92,10 +95,11 @@ pub struct DeepSystem<B: AutodiffBackend> {
     trainer: Trainer<B>,
     source_probe: ProbeSet<B>,
     target_probe: ProbeSet<B>,
-    data: MixedImages,
+    source_data: ShuffledImages,
+    target_data: ShuffledImages,
     settings: EquilibrationSettings,
     t: f64,
-    cursor: u64,
+    cursors: [u64; 2],
     work: WorkCounters,
     gradient_probe_size: Option<usize>,
     snapshot: Rc<RefCell<FepModel<B::InnerBackend>>>,
@@ -125,8 +129,18 @@ impl<B: AutodiffBackend> DeepSystem<B> {
         let num_z = trainer.config.num_z;
         let latent = trainer.model().config().latent_dim;
         let device = trainer.device.clone();
-        let epoch_len = source_train.len().max(target_train.len());
-        let mixture = MixtureDataset::new(source_train, target_train, epoch_len, 0.0, seed)?;
+        if source_train.shape() != target_train.shape() {
+            return Err(crate::error::ModelError::InvalidConfig(format!(
+                "source images {:?} and target images {:?} differ in shape",
+                source_train.shape(),
+                target_train.shape()
+            )));
+        }
+        let shuffled = |dataset: Arc<ImageDataset>, salt: u64| ShuffledImages {
+            dataset,
+            binarization: settings.binarization,
+            seed: seed ^ salt,
+        };
         let source_probe =
             ProbeSet::new(source_probe, settings.binarization, num_z, latent, seed, 0, &device)?;
         let target_probe =
@@ -138,13 +152,11 @@ impl<B: AutodiffBackend> DeepSystem<B> {
             trainer,
             source_probe,
             target_probe,
-            data: MixedImages {
-                mixture,
-                binarization: settings.binarization,
-            },
+            source_data: shuffled(source_train, 0),
+            target_data: shuffled(target_train, 0x7A46),
             settings,
             t: 0.0,
-            cursor: 0,
+            cursors: [0, 0],
             work: WorkCounters::default(),
         })
     }
@@ -209,25 +221,59 @@ impl<B: AutodiffBackend> DeepSystem<B> {
         [(1.0 - self.t, &self.source_probe), (self.t, &self.target_probe)]
     }
 
-    /// Take `steps` Adam steps on `J` at `m` on batches of `p_t`.
-    pub fn train_steps(&mut self, m: Multipliers, steps: usize) -> Result<()> {
+    /// The next batch of one domain (0 source, 1 target), walking its shuffled epochs.
+    fn next_batch(&mut self, domain: usize) -> Result<fep_data::ImageBatch<B>> {
         let bs = self.trainer.config.batch_size;
-        let len = self.data.len() as u64;
-        for _ in 0..steps {
-            let start = self.cursor % len;
-            if start + bs as u64 > len {
-                self.cursor += len - start;
+        let data = if domain == 0 { &self.source_data } else { &self.target_data };
+        let len = data.len() as u64;
+        let take = (bs as u64).min(len);
+        let cursor = &mut self.cursors[domain];
+        if *cursor % len + take > len {
+            *cursor += len - *cursor % len;
+        }
+        let epoch = *cursor / len;
+        let start = (*cursor % len) as usize;
+        let positions: Vec<usize> = (start..start + take as usize).collect();
+        *cursor += take;
+        data.batch::<B>(epoch, &positions, &self.trainer.device)
+    }
+
+    /// Take `steps` Adam steps on `(1 - t) J(source batch) + t J(target batch)` at `m`.
+    pub fn train_steps(&mut self, m: Multipliers, steps: usize) -> Result<()> {
+        self.train_steps_averaged(m, steps, 0)
+    }
+
+    /// As [`DeepSystem::train_steps`], then set the parameters to the mean of the last
+    /// `average_last` iterates (none if 0).
+    pub fn train_steps_averaged(&mut self, m: Multipliers, steps: usize, average_last: usize) -> Result<()> {
+        let mut sum: Option<Vec<f64>> = None;
+        let mut count = 0usize;
+        for k in 0..steps {
+            let mut parts = Vec::with_capacity(2);
+            if self.t < 1.0 {
+                parts.push((1.0 - self.t, self.next_batch(0)?));
             }
-            let epoch = self.cursor / len;
-            let start = (self.cursor % len) as usize;
-            let positions: Vec<usize> = (start..start + bs).collect();
-            let batch = self
-                .data
-                .batch::<B>(epoch, &positions, &self.trainer.device)?;
+            if self.t > 0.0 {
+                parts.push((self.t, self.next_batch(1)?));
+            }
             self.trainer
-                .step(batch, m.lambda, m.gamma, self.settings.learning_rate)?;
-            self.cursor += bs as u64;
+                .step_weighted(parts, m.lambda, m.gamma, self.settings.learning_rate)?;
             self.work.optimizer_steps += 1;
+            if average_last > 0 && k + average_last >= steps {
+                let theta = flatten_params(self.trainer.model());
+                match &mut sum {
+                    None => sum = Some(theta),
+                    Some(acc) => acc.iter_mut().zip(&theta).for_each(|(a, b)| *a += b),
+                }
+                count += 1;
+            }
+        }
+        if let Some(mut acc) = sum
+            && count > 1
+        {
+            acc.iter_mut().for_each(|a| *a /= count as f64);
+            let model = load_params(self.trainer.model().clone(), &acc)?;
+            self.trainer.set_model(model);
         }
         Ok(())
     }
@@ -275,10 +321,6 @@ impl<B: AutodiffBackend> ThermodynamicSystem for DeepSystem<B> {
             )));
         }
         self.t = t;
-        self.data
-            .mixture
-            .set_t(t)
-            .map_err(|e| ThermoError::Model(e.to_string()))?;
         Ok(())
     }
 
@@ -338,7 +380,8 @@ impl<B: AutodiffBackend> ThermodynamicSystem for DeepSystem<B> {
     }
 
     fn equilibrate(&mut self, m: Multipliers, steps: usize) -> fep_thermo::Result<Functionals> {
-        self.train_steps(m, steps).map_err(thermo_err)?;
+        self.train_steps_averaged(m, steps, steps / 4)
+            .map_err(thermo_err)?;
         *self.snapshot.borrow_mut() = self.trainer.model().valid();
         self.functionals()
     }

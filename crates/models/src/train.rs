@@ -431,26 +431,56 @@ impl<B: AutodiffBackend> Trainer<B> {
         gamma: f64,
         learning_rate: f64,
     ) -> Result<StepReport> {
-        let n = batch.indices.len();
-        let noise = noise_tensor(
-            self.config.seed,
-            TRAIN_STREAM,
-            self.state.step,
-            self.config.num_z,
-            n,
-            self.model().config().latent_dim,
-            &self.device,
-        );
-        let f = self.model().functionals(batch.images, batch.labels, noise);
-        let means = Tensor::cat(
-            vec![
-                f.rate.clone().mean(),
-                f.distortion.clone().mean(),
-                f.classification.clone().mean(),
-            ],
-            0,
-        );
-        let loss = f.lagrangian(lambda, gamma);
+        self.step_weighted(vec![(1.0, batch)], lambda, gamma, learning_rate)
+    }
+
+    /// One Adam step on `sum_k w_k J(batch_k)`: for the mixture `p_t` the weights
+    /// `(1 - t, t)` on a source and a target batch give an unbiased estimate of `J` on
+    /// `p_t` with both domains in every step (as in the authors' code). Part k of step s
+    /// draws its noise from the key `(seed, 4 s + k)`.
+    pub fn step_weighted(
+        &mut self,
+        parts: Vec<(f64, ImageBatch<B>)>,
+        lambda: f64,
+        gamma: f64,
+        learning_rate: f64,
+    ) -> Result<StepReport> {
+        let latent = self.model().config().latent_dim;
+        let mut rate_t: Option<Tensor<B, 1>> = None;
+        let mut dist_t: Option<Tensor<B, 1>> = None;
+        let mut class_t: Option<Tensor<B, 1>> = None;
+        let add = |acc: &mut Option<Tensor<B, 1>>, v: Tensor<B, 1>| {
+            *acc = Some(match acc.take() {
+                None => v,
+                Some(a) => a + v,
+            });
+        };
+        for (k, (w, batch)) in parts.into_iter().enumerate() {
+            if w == 0.0 {
+                continue;
+            }
+            let n = batch.indices.len();
+            let noise = noise_tensor(
+                self.config.seed,
+                TRAIN_STREAM,
+                4 * self.state.step + k as u64,
+                self.config.num_z,
+                n,
+                latent,
+                &self.device,
+            );
+            let f = self.model().functionals(batch.images, batch.labels, noise);
+            add(&mut rate_t, f.rate.mean().mul_scalar(w));
+            add(&mut dist_t, f.distortion.mean().mul_scalar(w));
+            add(&mut class_t, f.classification.mean().mul_scalar(w));
+        }
+        let (Some(rate_t), Some(dist_t), Some(class_t)) = (rate_t, dist_t, class_t) else {
+            return Err(ModelError::InvalidConfig(
+                "a training step needs at least one batch with positive weight".into(),
+            ));
+        };
+        let means = Tensor::cat(vec![rate_t.clone(), dist_t.clone(), class_t.clone()], 0);
+        let loss = rate_t + dist_t.mul_scalar(lambda) + class_t.mul_scalar(gamma);
         let host: Vec<f64> = means.into_data().iter::<f64>().collect();
         let (rate, distortion, classification) = (host[0], host[1], host[2]);
         let j = rate + lambda * distortion + gamma * classification;

@@ -1,6 +1,7 @@
 //! `fep`: the command line of the free-energy representation-learning toolkit.
 
 mod backend;
+mod bench_cmd;
 mod data_cmd;
 mod deep;
 mod demo_cmd;
@@ -14,7 +15,7 @@ mod train_cmd;
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use backend::BackendChoice;
@@ -53,8 +54,8 @@ enum Command {
     TransferIsoClassification(process_cmd::ProcessArgs),
     /// Equilibrium surface of a deep model over a (lambda, gamma) grid; `--shard i/n`, then `merge`.
     Surface(surface_cmd::SurfaceArgs),
-    /// Benchmarks (not built yet).
-    Bench,
+    /// Throughput of training, evaluation, Hessian-vector products and data loading; `bench reference` for the peer comparison.
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn info<B: burn::tensor::backend::AutodiffBackend>(device: &B::Device) -> Result<()> {
@@ -104,17 +105,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Surface(args) => {
             dispatch_autodiff!(cli.backend, cli.device, surface_cmd::surface, args)
         }
-        Command::Bench => bail!(
-            "`fep {}` is not built yet: the deep models and their processes are the next milestones (see the issues); the exact model is ready: `fep exact --help`",
-            command_name(&cli.command)
-        ),
-    }
-}
-
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Bench => "bench",
-        _ => "",
+        Command::Bench(args) => dispatch_autodiff!(cli.backend, cli.device, bench_cmd::bench, args),
     }
 }
 

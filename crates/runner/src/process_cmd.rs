@@ -68,8 +68,32 @@ pub struct ProcessSettings {
     /// Examples per domain of the probe used for gradients and Hessian-vector products.
     #[serde(default)]
     pub gradient_probe_size: Option<usize>,
+    /// Trust region: gamma moves by at most this fraction of max(gamma, 1) per update.
+    #[serde(default = "default_gamma_trust")]
+    pub max_relative_gamma_step: f64,
+    /// Trust region: parameters move by at most this fraction of |theta| per update.
+    #[serde(default = "default_theta_trust")]
+    pub max_relative_theta_step: f64,
+    /// Halvings of a step whose corrector fails before giving up on it.
+    #[serde(default = "default_halvings")]
+    pub max_halvings: u32,
+    /// After the last halving, accept the step flagged `converged = false` (true), or stop
+    /// with an error (false).
+    #[serde(default = "yes")]
+    pub accept_unconverged: bool,
     /// Seed of the process's noise and data order.
     pub seed: u64,
+}
+
+fn default_halvings() -> u32 {
+    1
+}
+
+fn default_gamma_trust() -> f64 {
+    0.5
+}
+fn default_theta_trust() -> f64 {
+    0.02
 }
 
 fn default_integrator() -> IntegratorKind {
@@ -121,13 +145,16 @@ impl ProcessSettings {
             IntegratorKind::PredictorCorrector => {
                 Integrator::PredictorCorrector(PredictorCorrectorConfig {
                     initial_step: h,
-                    min_step: h / 16.0,
+                    min_step: h / f64::powi(2.0, self.max_halvings as i32),
                     max_step: h,
                     relative_tolerance: self.relative_tolerance,
                     max_corrector_iterations: self.max_corrector_iterations,
                     equilibration_steps: self.equilibration_steps,
                     growth: 2.0,
                     shrink: 0.5,
+                    max_relative_gamma_step: self.max_relative_gamma_step,
+                    max_relative_theta_step: self.max_relative_theta_step,
+                    accept_unconverged: self.accept_unconverged,
                 })
             }
         }
@@ -350,6 +377,8 @@ pub struct TraceRow {
     pub target_accuracy: f64,
     /// Corrector iterations of the step.
     pub corrector_iterations: usize,
+    /// Whether the corrector met its tolerance at this step.
+    pub converged: bool,
     /// Adam steps so far.
     pub optimizer_steps: u64,
     /// Seconds since the process started.
@@ -430,6 +459,7 @@ fn run_traced<B: AutodiffBackend>(
                         source_accuracy: sa,
                         target_accuracy: ta,
                         corrector_iterations: r.corrector_iterations,
+                        converged: r.converged,
                         optimizer_steps: *counters.borrow(),
                         wall_seconds: r.wall_seconds,
                     });
@@ -482,6 +512,7 @@ fn write_trace(dir: &Path, stem: &str, rows: &[TraceRow]) -> Result<()> {
             "source_accuracy",
             "target_accuracy",
             "corrector_iterations",
+            "converged",
             "optimizer_steps",
             "wall_seconds",
         ],
@@ -499,6 +530,7 @@ fn write_trace(dir: &Path, stem: &str, rows: &[TraceRow]) -> Result<()> {
                     r.source_accuracy,
                     r.target_accuracy,
                     r.corrector_iterations as f64,
+                    f64::from(u8::from(r.converged)),
                     r.optimizer_steps as f64,
                     r.wall_seconds,
                 ]
@@ -679,6 +711,7 @@ pub fn iso_classification<B: AutodiffBackend>(device: &B::Device, args: &Process
     let summary = json!({
         "c0": c0,
         "max_relative_drift": drift,
+        "unconverged_steps": rows.iter().filter(|r| !r.converged).count(),
         "rate_relative_change": rate_change,
         "integrator": cfg.process.integrator,
         "start": {"lambda": prepared.start.lambda, "gamma": prepared.start.gamma},
@@ -743,6 +776,7 @@ fn baseline_row<B: AutodiffBackend>(
         source_accuracy: sa,
         target_accuracy: ta,
         corrector_iterations: 0,
+        converged: true,
         optimizer_steps: system.work().optimizer_steps,
         wall_seconds: clock.elapsed().as_secs_f64(),
     })
@@ -797,8 +831,7 @@ pub fn paper_heuristic<B: AutodiffBackend>(
     let mut m = start;
     let mut rows = vec![baseline_row(system, domains, 0.0, m, c0, &clock)?];
     let progress = bar(n as u64, "paper heuristic");
-    for k in 0..n {
-        let r = (k + 1) as f64 / n as f64;
+    for (k, r) in paper_schedule(n).into_iter().enumerate() {
         system.set_data_position(r)?;
         system.reset_optimizer();
         system.train_steps(m, steps_per_train)?;
@@ -808,8 +841,7 @@ pub fn paper_heuristic<B: AutodiffBackend>(
             if c < c0 || adjustments >= settings.max_adjustments {
                 break;
             }
-            m.lambda -= (m.lambda - lambda_min) / (n - k) as f64;
-            m.gamma += settings.gamma_increment;
+            m = heuristic_adjust(m, lambda_min, n, k, settings.gamma_increment);
             system.reset_optimizer();
             system.train_steps(m, steps_per_train)?;
             adjustments += 1;
@@ -821,6 +853,24 @@ pub fn paper_heuristic<B: AutodiffBackend>(
     }
     progress.finish_and_clear();
     Ok(rows)
+}
+
+/// The data positions of the authors' transfer loop: `r_k = (k + 1) / n`, k = 0..n.
+pub fn paper_schedule(n: usize) -> Vec<f64> {
+    (0..n).map(|k| (k + 1) as f64 / n as f64).collect()
+}
+
+/// One adjustment of the authors' controller at step k of n: lambda moves the fraction
+/// `1 / (n - k)` of its distance to `lambda_min`, gamma grows by `increment`.
+pub fn heuristic_adjust(
+    m: Multipliers,
+    lambda_min: f64,
+    n: usize,
+    k: usize,
+    increment: f64,
+) -> Multipliers {
+    let remaining = n.saturating_sub(k).max(1) as f64;
+    Multipliers::new(m.lambda - (m.lambda - lambda_min) / remaining, m.gamma + increment)
 }
 
 fn row_final(row: &TraceRow) -> serde_json::Value {
@@ -917,9 +967,11 @@ pub fn transfer<B: AutodiffBackend>(device: &B::Device, args: &ProcessArgs) -> R
     if let Some(last) = rows.last() {
         final_json["probe"] = row_final(last);
     }
+    let unconverged = rows.iter().filter(|r| !r.converged).count();
     let summary = json!({
         "c0": c0,
         "max_relative_drift": drift,
+        "unconverged_steps": unconverged,
         "final": final_json,
         "baselines": baselines,
         "start": {"lambda": start.lambda, "gamma": start.gamma},
@@ -972,4 +1024,69 @@ pub fn print_transfer_table(summary: &serde_json::Value) {
         );
     }
     println!("(R, D, C on the target test set; drift measured on the held-out probe of p_t along the path)");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_schedule_runs_from_one_nth_to_one() {
+        let s = paper_schedule(25);
+        assert_eq!(s.len(), 25);
+        assert!((s[0] - 0.04).abs() < 1e-12);
+        assert!((s[24] - 1.0).abs() < 1e-12);
+        assert!(s.windows(2).all(|w| (w[1] - w[0] - 0.04).abs() < 1e-12));
+    }
+
+    #[test]
+    fn heuristic_controller_matches_hand_computation() {
+        // Step k = 0 of 25 from (2, 2): lambda moves 1/25 of the way to 0.5.
+        let m = heuristic_adjust(Multipliers::new(2.0, 2.0), 0.5, 25, 0, 0.1);
+        assert!((m.lambda - (2.0 - 1.5 / 25.0)).abs() < 1e-12);
+        assert!((m.gamma - 2.1).abs() < 1e-12);
+        // At the last step it lands on lambda_min exactly.
+        let m = heuristic_adjust(Multipliers::new(1.3, 4.0), 0.5, 25, 24, 0.1);
+        assert!((m.lambda - 0.5).abs() < 1e-12);
+        // Adjusting at every step walks lambda to lambda_min and adds 0.1 per step.
+        let mut m = Multipliers::new(2.0, 2.0);
+        for k in 0..25 {
+            m = heuristic_adjust(m, 0.5, 25, k, 0.1);
+        }
+        assert!((m.lambda - 0.5).abs() < 1e-12);
+        assert!((m.gamma - 4.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn process_config_defaults_and_validation() {
+        let text = r#"
+            source_checkpoint = "x.ckpt"
+            [data]
+            kind = "mnist"
+            source_classes = [0, 1]
+            target_classes = [2, 3]
+            [process]
+            lambda_end = 0.5
+            equilibration_steps = 10
+            learning_rate = 1e-3
+            seed = 3
+        "#;
+        let cfg: ProcessConfig = toml::from_str(text).unwrap();
+        assert_eq!(cfg.process.steps, 25);
+        assert_eq!(cfg.process.integrator, IntegratorKind::PredictorCorrector);
+        assert!(cfg.baselines.fine_tune && cfg.baselines.paper_heuristic);
+        cfg.process.validate().unwrap();
+        match cfg.process.integrator() {
+            Integrator::PredictorCorrector(pc) => {
+                assert!((pc.max_step - 0.04).abs() < 1e-12);
+                assert_eq!(pc.equilibration_steps, 10);
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = text.replace("lambda_end = 0.5", "lambda_end = -1");
+        let cfg: ProcessConfig = toml::from_str(&bad).unwrap();
+        assert!(cfg.process.validate().is_err());
+        let unknown = text.replace("seed = 3", "seed = 3\nsteps_typo = 4");
+        assert!(toml::from_str::<ProcessConfig>(&unknown).is_err());
+    }
 }

@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::error::{Result, ThermoError};
 use crate::sensitivity::{IftConfig, ift_sensitivities, solve_damped};
@@ -115,6 +115,39 @@ pub struct PredictorCorrectorConfig {
     pub growth: f64,
     /// Step shrink after a failed corrector.
     pub shrink: f64,
+    /// When the step cannot shrink further (`min_step`), accept the last corrector iterate
+    /// and flag the record (`converged = false`) instead of stopping with an error: the
+    /// trace then shows honestly how far the constraint drifted.
+    #[serde(default)]
+    pub accept_unconverged: bool,
+    /// Trust region of the predictor and of each Newton update: gamma moves by at most
+    /// this fraction of `max(gamma, 1)` (the move is scaled down otherwise).
+    #[serde(default = "unbounded")]
+    pub max_relative_gamma_step: f64,
+    /// Trust region: the parameters move by at most this fraction of `|theta|` per
+    /// predictor or Newton update (deep networks: the damped tangent can be far off).
+    #[serde(default = "unbounded")]
+    pub max_relative_theta_step: f64,
+}
+
+fn unbounded() -> f64 {
+    f64::INFINITY
+}
+
+/// The largest factor in (0, 1] that keeps a move `(dgamma, dtheta)` inside the trust region.
+fn trust_scale(cfg: &PredictorCorrectorConfig, gamma: f64, dgamma: f64, theta: &[f64], dtheta: &[f64]) -> f64 {
+    let mut scale: f64 = 1.0;
+    let g_cap = cfg.max_relative_gamma_step * gamma.abs().max(1.0);
+    if dgamma.abs() > g_cap {
+        scale = scale.min(g_cap / dgamma.abs());
+    }
+    let t_norm = dot(theta, theta).sqrt();
+    let d_norm = dot(dtheta, dtheta).sqrt();
+    let t_cap = cfg.max_relative_theta_step * t_norm.max(1.0);
+    if d_norm > t_cap {
+        scale = scale.min(t_cap / d_norm);
+    }
+    scale
 }
 
 impl Default for PredictorCorrectorConfig {
@@ -128,6 +161,9 @@ impl Default for PredictorCorrectorConfig {
             equilibration_steps: 300,
             growth: 1.5,
             shrink: 0.5,
+            max_relative_gamma_step: f64::INFINITY,
+            max_relative_theta_step: f64::INFINITY,
+            accept_unconverged: false,
         }
     }
 }
@@ -188,6 +224,8 @@ pub struct StepRecord {
     pub work: f64,
     /// Corrector iterations of this step (0 for Euler and the naive path).
     pub corrector_iterations: usize,
+    /// Whether the corrector met its tolerance (always true for Euler and fixed gamma).
+    pub converged: bool,
     /// Wall time since the start of the process, seconds.
     pub wall_seconds: f64,
 }
@@ -242,7 +280,7 @@ pub fn run_process<S: ThermodynamicSystem + ?Sized>(
         records: Vec::new(),
         clock,
     };
-    tracker.push(0.0, path.data(0.0), start, f0, 0, &mut on_step);
+    tracker.push(0.0, path.data(0.0), start, f0, 0, true, &mut on_step);
     match integrator {
         Integrator::Euler(cfg) => run_euler(
             system,
@@ -292,6 +330,7 @@ impl Tracker {
         m: Multipliers,
         f: Functionals,
         corrector_iterations: usize,
+        converged: bool,
         on_step: &mut impl FnMut(&StepRecord),
     ) {
         let work = match self.records.last() {
@@ -316,6 +355,7 @@ impl Tracker {
             relative_drift: (value - self.target) / self.target.abs().max(f64::MIN_POSITIVE),
             work,
             corrector_iterations,
+            converged,
             wall_seconds: self.clock.elapsed().as_secs_f64(),
         };
         info!(
@@ -431,7 +471,7 @@ fn run_euler<S: ThermodynamicSystem + ?Sized>(
         system.set_data_position(path.data(s_next))?;
         let f = system.equilibrate(m, cfg.equilibration_steps)?;
         f.check_finite(m)?;
-        tracker.push(s_next, path.data(s_next), m, f, 0, on_step);
+        tracker.push(s_next, path.data(s_next), m, f, 0, true, on_step);
     }
     Ok(())
 }
@@ -465,10 +505,16 @@ fn run_predictor_corrector<S: ThermodynamicSystem + ?Sized>(
         let tan = tangent(system, m, s, path, constraint, ift)?;
         let s_next = s + h;
         let mut theta = theta_start.clone();
-        axpy(h, &tan.theta_rate, &mut theta);
+        let dtheta: Vec<f64> = tan.theta_rate.iter().map(|v| v * h).collect();
+        let scale = trust_scale(cfg, m.gamma, tan.gamma_rate * h, &theta_start, &dtheta);
+        if scale < 1.0 {
+            debug!(scale, "predictor scaled into the trust region");
+        }
+        axpy(scale, &dtheta, &mut theta);
         system.set_params(&theta)?;
         system.set_data_position(path.data(s_next))?;
-        let mut trial = Multipliers::new(path.lambda(s_next), m.gamma + tan.gamma_rate * h);
+        let mut trial =
+            Multipliers::new(path.lambda(s_next), m.gamma + scale * tan.gamma_rate * h);
         let mut f = system.equilibrate(trial, cfg.equilibration_steps)?;
         f.check_finite(trial)?;
         let mut iterations = 0;
@@ -479,6 +525,13 @@ fn run_predictor_corrector<S: ThermodynamicSystem + ?Sized>(
             let mut previous: Option<(f64, f64)> = None;
             loop {
                 let residual = f.get(which) - target;
+                debug!(
+                    iterations,
+                    gamma = trial.gamma,
+                    value = f.get(which),
+                    target,
+                    "corrector"
+                );
                 if residual.abs() <= tolerance {
                     break;
                 }
@@ -498,9 +551,12 @@ fn run_predictor_corrector<S: ThermodynamicSystem + ?Sized>(
                 previous = Some((trial.gamma, residual));
                 // A Newton step on gamma, at most doubling or halving gamma's scale.
                 let limit = trial.gamma.abs().max(0.1);
-                let delta_gamma = (-residual / slope).clamp(-0.5 * limit, limit);
+                let mut delta_gamma = (-residual / slope).clamp(-0.5 * limit, limit);
                 let mut theta = system.params()?;
-                axpy(delta_gamma, &tan.theta_per_gamma, &mut theta);
+                let dtheta: Vec<f64> = tan.theta_per_gamma.iter().map(|v| v * delta_gamma).collect();
+                let scale = trust_scale(cfg, trial.gamma, delta_gamma, &theta, &dtheta);
+                delta_gamma *= scale;
+                axpy(scale, &dtheta, &mut theta);
                 system.set_params(&theta)?;
                 trial.gamma += delta_gamma;
                 f = system.equilibrate(trial, cfg.equilibration_steps)?;
@@ -512,10 +568,16 @@ fn run_predictor_corrector<S: ThermodynamicSystem + ?Sized>(
             None => {
                 s = s_next;
                 m = trial;
-                tracker.push(s, path.data(s), m, f, iterations, on_step);
+                tracker.push(s, path.data(s), m, f, iterations, true, on_step);
                 if iterations <= 2 {
                     step = (step * cfg.growth).min(cfg.max_step);
                 }
+            }
+            Some(reason) if cfg.accept_unconverged && step * cfg.shrink < cfg.min_step => {
+                warn!(s = s_next, reason, "corrector did not converge; accepting the step flagged");
+                s = s_next;
+                m = trial;
+                tracker.push(s, path.data(s), m, f, iterations, false, on_step);
             }
             Some(reason) => {
                 system.set_params(&theta_start)?;

@@ -199,6 +199,18 @@ pub fn conjugate_gradients(
                 iterations,
                 curvature, "CG met non-positive curvature; stopping"
             );
+            if iterations == 0 && damping > 0.0 && curvature.is_finite() {
+                // Nothing learnt about H along b: answer with the damping term alone,
+                // x = b / delta (the Levenberg limit), and say the residual is unknown.
+                for (xi, bi) in x.iter_mut().zip(b) {
+                    *xi = bi / damping;
+                }
+                return Ok(CgSolution {
+                    x,
+                    iterations,
+                    relative_residual: 1.0,
+                });
+            }
             break;
         }
         let alpha = rr / curvature;
