@@ -6,7 +6,7 @@ features := "flex"
 backend := "flex"
 fep := "cargo run --release --no-default-features --features " + features + " --bin fep -- --backend " + backend
 
-# The main job on the bundled data: dataset summary, then the exact model's iso-classification process.
+# The exact model on the bundled data: dataset summary, then the exact iso-classification process.
 demo:
     {{fep}} data inspect datasets/mnist-subset --out runs/demo/data --force
     {{fep}} exact iso-classification --config experiments/exact.toml --out runs/demo/iso-classification --force
@@ -44,21 +44,69 @@ fetch-data dataset="mnist" dir="data/mnist":
 test-full-mnist dir="../shared/datasets/mnist-full":
     FEP_MNIST_FULL_DIR={{dir}} cargo test -p fep-data --test full_mnist -- --ignored
 
-# Deep-model experiments: not built yet (issues: models, processes, performance).
-train-source:
-    @echo "just train-source: the deep models are not built yet (see the models issue); try 'just demo'" >&2; exit 1
+# The mission end to end on the bundled data (the README's first command): train the source
+# model on digits 0-4, carry it to 5-9 with C held, beside fine-tuning and the paper's heuristic.
+demo-deep:
+    {{fep}} demo --out runs/demo --force
 
-iso-classification:
-    @echo "just iso-classification on deep models is not built yet; the exact model's version is 'just exact-iso'" >&2; exit 1
+# Train the source model (mnist-small, digits 0-4, lambda = gamma = 2) -> runs/train-source/.
+train-source *args:
+    {{fep}} train-source --config experiments/train-source.toml --out runs/train-source --force {{args}}
 
-transfer-iso-classification:
-    @echo "just transfer-iso-classification is not built yet (see the processes issue)" >&2; exit 1
+# Continue an interrupted train-source run from its checkpoint.
+train-source-resume *args:
+    {{fep}} train-source --config experiments/train-source.toml --out runs/train-source --resume {{args}}
 
-surface:
-    @echo "just surface on deep models is not built yet; the exact model's surface is 'just exact-surface'" >&2; exit 1
+# GPU-sized source runs (full MNIST with the authors' network; CIFAR-10); see the configs.
+train-source-paper data="data/mnist":
+    {{fep}} train-source --config experiments/train-source-paper.toml --data-dir {{data}} --out runs/train-source-paper --force
 
-bench:
-    @echo "just bench is not built yet (see the performance issue)" >&2; exit 1
+train-source-cifar data="data/cifar10":
+    {{fep}} train-source --config experiments/train-source-cifar.toml --data-dir {{data}} --out runs/train-source-cifar --force
+
+_source:
+    @test -f runs/train-source/checkpoint.ckpt || just features={{features}} backend={{backend}} train-source
+
+# Iso-classification on the source task (lambda 2 -> 0.5, C held), beside the naive path.
+iso-classification *args: _source
+    {{fep}} iso-classification --config experiments/iso-classification.toml --out runs/iso-classification --force {{args}}
+
+# Transfer digits 0-4 -> 5-9 with C held on p_t, beside fine-tuning and the paper's heuristic.
+transfer-iso-classification *args: _source
+    {{fep}} transfer-iso-classification --config experiments/transfer-iso-classification.toml --out runs/transfer-iso-classification --force {{args}}
+
+# The equilibrium surface over a (lambda, gamma) grid, in one process.
+surface: _source
+    rm -rf runs/surface/shards
+    {{fep}} surface --config experiments/surface.toml --out runs/surface
+
+# One shard of the surface (for a job array: i = task index, n = array size), then merge.
+surface-shard i n: _source
+    {{fep}} surface --config experiments/surface.toml --out runs/surface --shard {{i}}/{{n}}
+
+surface-merge:
+    {{fep}} surface merge --config experiments/surface.toml --out runs/surface
+
+# All three experiments at CPU-sized defaults, then docs/REPRODUCTION.md from their results.
+reproduce:
+    just features={{features}} backend={{backend}} train-source
+    just features={{features}} backend={{backend}} iso-classification
+    just features={{features}} backend={{backend}} transfer-iso-classification
+    just features={{features}} backend={{backend}} surface
+    {{fep}} report --runs runs --out docs/REPRODUCTION.md
+
+# Throughput of training, evaluation, Hessian-vector products and data loading.
+bench *args:
+    {{fep}} bench --json runs/bench/bench.json {{args}}
+
+# Side by side with JAX (CPU, jit) on the reference model: installs JAX into benchmarks/peers/.venv.
+bench-peers:
+    cargo build --release --bin fep
+    bash benchmarks/peers/run.sh runs/bench-peers target/release/fep
+
+# The GPU check script (build with cuda and wgpu, GPU tests, bench) writing to a folder.
+gpu-check out="runs/gpu-check":
+    bash scripts/gpu-check.sh {{out}}
 
 # Compile-check the GPU backends (no GPU needed; wgpu takes 10+ minutes on 2 cores).
 check-gpu:

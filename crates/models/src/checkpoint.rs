@@ -60,8 +60,9 @@ pub fn save<B: AutodiffBackend>(
         extra,
     };
     let header = serde_json::to_vec(&header).map_err(|e| err(e.to_string()))?;
-    let model: Vec<u8> = Recorder::<B>::record(&recorder(), trainer.model().clone().into_record(), ())
-        .map_err(|e| err(format!("encoding the model: {e}")))?;
+    let model: Vec<u8> =
+        Recorder::<B>::record(&recorder(), trainer.model().clone().into_record(), ())
+            .map_err(|e| err(format!("encoding the model: {e}")))?;
     let optim: Vec<u8> = Recorder::<B>::record(&recorder(), trainer.optimizer.to_record(), ())
         .map_err(|e| err(format!("encoding the optimiser: {e}")))?;
     let mut bytes = Vec::with_capacity(32 + header.len() + model.len() + optim.len());
@@ -100,7 +101,10 @@ fn read_sections(path: &Path) -> Result<Sections> {
     let mut sections = Vec::new();
     for name in ["header", "model", "optimiser"] {
         if pos + 8 > bytes.len() {
-            return Err(err(format!("truncated before the {name} section ({} bytes)", bytes.len())));
+            return Err(err(format!(
+                "truncated before the {name} section ({} bytes)",
+                bytes.len()
+            )));
         }
         let len = u64::from_le_bytes(bytes[pos..pos + 8].try_into().expect("8 bytes")) as usize;
         pos += 8;
@@ -114,14 +118,19 @@ fn read_sections(path: &Path) -> Result<Sections> {
         pos += len;
     }
     if bytes.len() != pos + 8 || &bytes[pos..] != END {
-        return Err(err("truncated or trailing bytes after the last section".into()));
+        return Err(err(
+            "truncated or trailing bytes after the last section".into()
+        ));
     }
     let optim = sections.pop().expect("three sections");
     let model = sections.pop().expect("three sections");
     let header: CheckpointHeader = serde_json::from_slice(&sections[0])
         .map_err(|e| err(format!("header is not valid JSON: {e}")))?;
     if header.version != 1 {
-        return Err(err(format!("unsupported checkpoint version {}", header.version)));
+        return Err(err(format!(
+            "unsupported checkpoint version {}",
+            header.version
+        )));
     }
     Ok(Sections {
         header,
@@ -148,8 +157,12 @@ pub fn load<B: AutodiffBackend>(
     };
     let s = read_sections(path)?;
     let model = FepModel::<B>::new(&s.header.model, device)?;
-    let record = Recorder::<B>::load(&recorder(), s.model, device)
-        .map_err(|e| err(format!("model record does not fit a {} model: {e}", s.header.model.architecture.name())))?;
+    let record = Recorder::<B>::load(&recorder(), s.model, device).map_err(|e| {
+        err(format!(
+            "model record does not fit a {} model: {e}",
+            s.header.model.architecture.name()
+        ))
+    })?;
     let model = model.load_record(record);
     let config = train.unwrap_or(s.header.train);
     let mut trainer = Trainer::new(model, config, device.clone())?;
@@ -161,7 +174,10 @@ pub fn load<B: AutodiffBackend>(
 }
 
 /// Only the model of a checkpoint (for processes that start from a trained source).
-pub fn load_model<B: AutodiffBackend>(path: &Path, device: &B::Device) -> Result<(FepModel<B>, CheckpointHeader)> {
+pub fn load_model<B: AutodiffBackend>(
+    path: &Path,
+    device: &B::Device,
+) -> Result<(FepModel<B>, CheckpointHeader)> {
     let err = |reason: String| ModelError::Checkpoint {
         path: path.to_path_buf(),
         reason,

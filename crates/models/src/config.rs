@@ -151,10 +151,16 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(ModelError::InvalidConfig(m));
         if self.latent_dim == 0 || self.latent_dim > 4096 {
-            return bad(format!("latent_dim must be in 1..=4096, got {}", self.latent_dim));
+            return bad(format!(
+                "latent_dim must be in 1..=4096, got {}",
+                self.latent_dim
+            ));
         }
         if self.num_classes < 2 {
-            return bad(format!("num_classes must be at least 2, got {}", self.num_classes));
+            return bad(format!(
+                "num_classes must be at least 2, got {}",
+                self.num_classes
+            ));
         }
         match self.decoder {
             DecoderKind::Gaussian { sigma } if !(sigma.is_finite() && sigma > 0.0) => {

@@ -51,7 +51,11 @@ impl<B: Backend> BatchFunctionals<B> {
     pub fn weighted(&self, w_rate: f64, w_distortion: f64, w_classification: f64) -> Tensor<B, 1> {
         self.rate.clone().mean().mul_scalar(w_rate)
             + self.distortion.clone().mean().mul_scalar(w_distortion)
-            + self.classification.clone().mean().mul_scalar(w_classification)
+            + self
+                .classification
+                .clone()
+                .mean()
+                .mul_scalar(w_classification)
     }
 }
 

@@ -296,8 +296,12 @@ impl<B: Backend> Encoder<B> {
     /// A freshly initialised encoder for `config`.
     pub fn new(config: &ModelConfig, device: &B::Device) -> Self {
         match config.architecture {
-            Architecture::MnistSmall => Encoder::Small(SmallEncoder::new(config.latent_dim, device)),
-            Architecture::MnistPaper => Encoder::Paper(PaperEncoder::new(config.latent_dim, device)),
+            Architecture::MnistSmall => {
+                Encoder::Small(SmallEncoder::new(config.latent_dim, device))
+            }
+            Architecture::MnistPaper => {
+                Encoder::Paper(PaperEncoder::new(config.latent_dim, device))
+            }
             Architecture::CifarResnet => {
                 Encoder::Resnet(ResnetEncoder::new(config.latent_dim, device))
             }

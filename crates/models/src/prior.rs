@@ -49,7 +49,10 @@ pub fn kl_standard_normal<B: Backend>(mean: Tensor<B, 2>, log_var: Tensor<B, 2>)
 
 /// `log e(z_s|x)` for `z_s = mu + sigma eps_s`: `-1/2 sum_l (log 2 pi + log_var + eps^2)`.
 /// `log_var` `[N, L]`, `noise` `[S, N, L]`; returns `[S, N]`.
-pub fn posterior_log_density<B: Backend>(log_var: Tensor<B, 2>, noise: Tensor<B, 3>) -> Tensor<B, 2> {
+pub fn posterior_log_density<B: Backend>(
+    log_var: Tensor<B, 2>,
+    noise: Tensor<B, 3>,
+) -> Tensor<B, 2> {
     (noise.square() + log_var.unsqueeze_dim(0))
         .add_scalar((2.0 * PI).ln())
         .mul_scalar(-0.5)

@@ -49,7 +49,15 @@ impl<B: Backend> ProbeSet<B> {
     ) -> Result<Self> {
         let indices: Vec<usize> = (0..dataset.len()).collect();
         let batch = dataset.batch::<B>(&indices, binarization, 0, device)?;
-        let noise = noise_tensor(seed, PROBE_STREAM, stream, num_z, indices.len(), latent, device);
+        let noise = noise_tensor(
+            seed,
+            PROBE_STREAM,
+            stream,
+            num_z,
+            indices.len(),
+            latent,
+            device,
+        );
         Ok(Self {
             images: batch.images,
             labels: batch.labels,
@@ -141,10 +149,24 @@ impl<B: AutodiffBackend> DeepSystem<B> {
             binarization: settings.binarization,
             seed: seed ^ salt,
         };
-        let source_probe =
-            ProbeSet::new(source_probe, settings.binarization, num_z, latent, seed, 0, &device)?;
-        let target_probe =
-            ProbeSet::new(target_probe, settings.binarization, num_z, latent, seed, 1, &device)?;
+        let source_probe = ProbeSet::new(
+            source_probe,
+            settings.binarization,
+            num_z,
+            latent,
+            seed,
+            0,
+            &device,
+        )?;
+        let target_probe = ProbeSet::new(
+            target_probe,
+            settings.binarization,
+            num_z,
+            latent,
+            seed,
+            1,
+            &device,
+        )?;
         let snapshot = Rc::new(RefCell::new(trainer.model().valid()));
         Ok(Self {
             snapshot,
@@ -218,13 +240,20 @@ impl<B: AutodiffBackend> DeepSystem<B> {
     }
 
     fn weights_by_domain(&self) -> [(f64, &ProbeSet<B>); 2] {
-        [(1.0 - self.t, &self.source_probe), (self.t, &self.target_probe)]
+        [
+            (1.0 - self.t, &self.source_probe),
+            (self.t, &self.target_probe),
+        ]
     }
 
     /// The next batch of one domain (0 source, 1 target), walking its shuffled epochs.
     fn next_batch(&mut self, domain: usize) -> Result<fep_data::ImageBatch<B>> {
         let bs = self.trainer.config.batch_size;
-        let data = if domain == 0 { &self.source_data } else { &self.target_data };
+        let data = if domain == 0 {
+            &self.source_data
+        } else {
+            &self.target_data
+        };
         let len = data.len() as u64;
         let take = (bs as u64).min(len);
         let cursor = &mut self.cursors[domain];
@@ -245,7 +274,12 @@ impl<B: AutodiffBackend> DeepSystem<B> {
 
     /// As [`DeepSystem::train_steps`], then set the parameters to the mean of the last
     /// `average_last` iterates (none if 0).
-    pub fn train_steps_averaged(&mut self, m: Multipliers, steps: usize, average_last: usize) -> Result<()> {
+    pub fn train_steps_averaged(
+        &mut self,
+        m: Multipliers,
+        steps: usize,
+        average_last: usize,
+    ) -> Result<()> {
         let mut sum: Option<Vec<f64>> = None;
         let mut count = 0usize;
         for k in 0..steps {

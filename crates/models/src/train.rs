@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
+use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
-use burn::grad_clipping::GradientClippingConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use fep_data::{Binarization, ImageBatch, ImageDataset, MixtureDataset};
@@ -93,7 +93,10 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(ModelError::InvalidConfig(m));
         if !(self.lambda.is_finite() && self.lambda >= 0.0) {
-            return bad(format!("lambda must be finite and >= 0, got {}", self.lambda));
+            return bad(format!(
+                "lambda must be finite and >= 0, got {}",
+                self.lambda
+            ));
         }
         if !(self.gamma.is_finite() && self.gamma >= 0.0) {
             return bad(format!("gamma must be finite and >= 0, got {}", self.gamma));
@@ -102,7 +105,10 @@ impl TrainConfig {
             return bad("batch sizes must be positive".into());
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad(format!("learning_rate must be positive, got {}", self.learning_rate));
+            return bad(format!(
+                "learning_rate must be positive, got {}",
+                self.learning_rate
+            ));
         }
         if self.num_z == 0 || self.num_z > 256 {
             return bad(format!("num_z must be in 1..=256, got {}", self.num_z));
@@ -113,12 +119,12 @@ impl TrainConfig {
             return bad(format!("grad_clip_norm must be positive, got {c}"));
         }
         match self.schedule {
-            LrSchedule::Cosine { final_fraction } if !(0.0..=1.0).contains(&final_fraction) => {
-                bad(format!("cosine final_fraction must be in [0, 1], got {final_fraction}"))
-            }
-            LrSchedule::Step { every_epochs: 0, .. } => {
-                bad("step schedule needs every_epochs >= 1".into())
-            }
+            LrSchedule::Cosine { final_fraction } if !(0.0..=1.0).contains(&final_fraction) => bad(
+                format!("cosine final_fraction must be in [0, 1], got {final_fraction}"),
+            ),
+            LrSchedule::Step {
+                every_epochs: 0, ..
+            } => bad("step schedule needs every_epochs >= 1".into()),
             _ => Ok(()),
         }
     }
@@ -336,7 +342,15 @@ pub fn evaluate<B: Backend>(
     let indices: Vec<usize> = (0..dataset.len()).collect();
     for (b, chunk) in indices.chunks(batch_size.max(1)).enumerate() {
         let batch: ImageBatch<B> = dataset.batch(chunk, binarization, 0, device)?;
-        let noise = noise_tensor(seed, EVAL_STREAM, b as u64, num_z, chunk.len(), latent, device);
+        let noise = noise_tensor(
+            seed,
+            EVAL_STREAM,
+            b as u64,
+            num_z,
+            chunk.len(),
+            latent,
+            device,
+        );
         let f = model.functionals(batch.images, batch.labels, noise);
         acc.add(&f);
     }
@@ -404,7 +418,9 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// The model.
     pub fn model(&self) -> &FepModel<B> {
-        self.model.as_ref().expect("the model is only absent inside an optimiser step")
+        self.model
+            .as_ref()
+            .expect("the model is only absent inside an optimiser step")
     }
 
     /// Replace the model (the optimiser state is kept; parameter ids must match).
@@ -414,7 +430,8 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// The model, consuming the trainer.
     pub fn into_model(self) -> FepModel<B> {
-        self.model.expect("the model is only absent inside an optimiser step")
+        self.model
+            .expect("the model is only absent inside an optimiser step")
     }
 
     /// Optimiser steps per epoch of `data` (incomplete last batches are dropped).
@@ -537,8 +554,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         for k in 0..steps {
             let positions: Vec<usize> = (k * bs..(k + 1) * bs).collect();
             let batch = data.batch::<B>(epoch, &positions, &self.device)?;
-            let progress =
-                (epoch as f64 + k as f64 / steps as f64) / total_epochs.max(1) as f64;
+            let progress = (epoch as f64 + k as f64 / steps as f64) / total_epochs.max(1) as f64;
             let lr = self.config.learning_rate_at(epoch, progress);
             let report = self.step(batch, lambda, gamma, lr)?;
             total += report.loss;
@@ -562,4 +578,3 @@ impl<B: AutodiffBackend> Trainer<B> {
         )
     }
 }
-

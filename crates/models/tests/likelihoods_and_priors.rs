@@ -31,7 +31,10 @@ fn sigmoid(x: f64) -> f64 {
 fn bernoulli_nll_matches_hand_computation() {
     let logits = [0.0, 2.0, -1.0, 3.0, -30.0, 40.0];
     let x = [1.0, 0.0, 0.0, 1.0, 1.0, 0.0];
-    let got = host1(bernoulli_nll(t4(&logits.map(|v| v as f32), [1, 1, 2, 3]), t4(&x.map(|v| v as f32), [1, 1, 2, 3])));
+    let got = host1(bernoulli_nll(
+        t4(&logits.map(|v| v as f32), [1, 1, 2, 3]),
+        t4(&x.map(|v| v as f32), [1, 1, 2, 3]),
+    ));
     // -log p = -[x log sigma(l) + (1 - x) log(1 - sigma(l))], with exact tails.
     let expected: f64 = logits
         .iter()
@@ -42,9 +45,16 @@ fn bernoulli_nll_matches_hand_computation() {
             -(xi * log_p1 + (1.0 - xi) * log_p0)
         })
         .sum();
-    assert!((got[0] - expected).abs() < 1e-4 * expected, "{} vs {expected}", got[0]);
+    assert!(
+        (got[0] - expected).abs() < 1e-4 * expected,
+        "{} vs {expected}",
+        got[0]
+    );
     // The first four pixels alone: ln 2 + softplus(2) + softplus(-1) + softplus(3) - 3.
-    let four = host1(bernoulli_nll(t4(&[0.0, 2.0, -1.0, 3.0], [1, 1, 2, 2]), t4(&[1.0, 0.0, 0.0, 1.0], [1, 1, 2, 2])));
+    let four = host1(bernoulli_nll(
+        t4(&[0.0, 2.0, -1.0, 3.0], [1, 1, 2, 2]),
+        t4(&[1.0, 0.0, 0.0, 1.0], [1, 1, 2, 2]),
+    ));
     assert!((four[0] - 3.181_924).abs() < 1e-5, "{}", four[0]);
 }
 
@@ -53,14 +63,29 @@ fn gaussian_nll_matches_hand_computation() {
     let mean = [0.2f32, 0.9, 0.5, 0.0];
     let x = [0.0f32, 1.0, 0.5, 1.0];
     let sigma = 0.3;
-    let got = host1(gaussian_nll(t4(&mean, [1, 1, 2, 2]), t4(&x, [1, 1, 2, 2]), sigma))[0];
-    let sse: f64 = mean.iter().zip(&x).map(|(&m, &v)| (v as f64 - m as f64).powi(2)).sum();
-    let expected = sse / (2.0 * sigma * sigma) + 2.0 * (2.0 * std::f64::consts::PI * sigma * sigma).ln();
+    let got = host1(gaussian_nll(
+        t4(&mean, [1, 1, 2, 2]),
+        t4(&x, [1, 1, 2, 2]),
+        sigma,
+    ))[0];
+    let sse: f64 = mean
+        .iter()
+        .zip(&x)
+        .map(|(&m, &v)| (v as f64 - m as f64).powi(2))
+        .sum();
+    let expected =
+        sse / (2.0 * sigma * sigma) + 2.0 * (2.0 * std::f64::consts::PI * sigma * sigma).ln();
     assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
     // With sigma^2 = 1/2 the NLL is the summed squared error plus (n/2) log(pi).
-    let half = host1(gaussian_nll(t4(&mean, [1, 1, 2, 2]), t4(&x, [1, 1, 2, 2]), 0.5f64.sqrt()))[0];
+    let half = host1(gaussian_nll(
+        t4(&mean, [1, 1, 2, 2]),
+        t4(&x, [1, 1, 2, 2]),
+        0.5f64.sqrt(),
+    ))[0];
     assert!((half - (sse + 2.0 * std::f64::consts::PI.ln())).abs() < 1e-5);
-    assert!((gaussian_nll_constant(4, 0.5f64.sqrt()) - 2.0 * std::f64::consts::PI.ln()).abs() < 1e-12);
+    assert!(
+        (gaussian_nll_constant(4, 0.5f64.sqrt()) - 2.0 * std::f64::consts::PI.ln()).abs() < 1e-12
+    );
 }
 
 #[test]
@@ -90,7 +115,10 @@ fn discretized_logistic_matches_hand_computation() {
         };
         expected -= p.ln();
     }
-    assert!((got - expected).abs() < 1e-3 * expected.abs().max(1.0), "{got} vs {expected}");
+    assert!(
+        (got - expected).abs() < 1e-3 * expected.abs().max(1.0),
+        "{got} vs {expected}"
+    );
     // Probabilities of all 256 bins of one sub-pixel sum to one.
     let all: Vec<f32> = (0..256).map(|b| b as f32 / 255.0).collect();
     let nll = host1(discretized_logistic_nll(
@@ -99,7 +127,10 @@ fn discretized_logistic_matches_hand_computation() {
         t4(&all, [256, 1, 1, 1]),
     ));
     let total: f64 = nll.iter().map(|v| (-v).exp()).sum();
-    assert!((total - 1.0).abs() < 1e-4, "bin probabilities sum to {total}");
+    assert!(
+        (total - 1.0).abs() < 1e-4,
+        "bin probabilities sum to {total}"
+    );
 }
 
 #[test]
@@ -119,9 +150,17 @@ fn monte_carlo_kl_of_mixture_prior_converges_to_quadrature() {
     // Prior: 0.3 N(-1, 0.5^2) + 0.7 N(1.5, 0.8^2); posterior N(0.3, 0.6^2), all 1-D.
     let (w, mus, sds) = ([0.3f64, 0.7], [-1.0f64, 1.5], [0.5f64, 0.8]);
     let prior = MixturePrior::<B> {
-        means: Param::from_tensor(Tensor::from_data(TensorData::new(vec![-1.0f32, 1.5], [2, 1]), &dev())),
+        means: Param::from_tensor(Tensor::from_data(
+            TensorData::new(vec![-1.0f32, 1.5], [2, 1]),
+            &dev(),
+        )),
         log_vars: Param::from_tensor(Tensor::from_data(
-            TensorData::new(sds.iter().map(|s| (2.0 * s.ln()) as f32).collect::<Vec<_>>(), [2, 1]),
+            TensorData::new(
+                sds.iter()
+                    .map(|s| (2.0 * s.ln()) as f32)
+                    .collect::<Vec<_>>(),
+                [2, 1],
+            ),
             &dev(),
         )),
         logits: Param::from_tensor(Tensor::from_data(
@@ -151,8 +190,14 @@ fn monte_carlo_kl_of_mixture_prior_converges_to_quadrature() {
     let s = 200_000;
     let eps = fep_models::noise::standard_normal(11, 0, 0, s);
     let noise = Tensor::<B, 3>::from_data(TensorData::new(eps.clone(), [s, 1, 1]), &dev());
-    let log_var = Tensor::<B, 2>::from_data(TensorData::new(vec![(2.0 * q_sd.ln()) as f32], [1, 1]), &dev());
-    let z: Vec<f32> = eps.iter().map(|&e| (q_mu + q_sd * e as f64) as f32).collect();
+    let log_var = Tensor::<B, 2>::from_data(
+        TensorData::new(vec![(2.0 * q_sd.ln()) as f32], [1, 1]),
+        &dev(),
+    );
+    let z: Vec<f32> = eps
+        .iter()
+        .map(|&e| (q_mu + q_sd * e as f64) as f32)
+        .collect();
     let z = Tensor::<B, 2>::from_data(TensorData::new(z, [s, 1]), &dev());
     let log_q = host1(posterior_log_density(log_var, noise).reshape([s]));
     let log_m = host1(prior.log_density(z));

@@ -47,22 +47,67 @@ fn params_of<M: Module<B>>(m: &M) -> Vec<f64> {
 fn architectures_have_the_documented_shapes() {
     let device = dev();
     for (arch, decoder, prior, channels, side, per_channel) in [
-        (Architecture::MnistSmall, DecoderKind::Bernoulli, PriorKind::StandardNormal, 1, 28, 1),
-        (Architecture::MnistPaper, DecoderKind::Gaussian { sigma: 0.5f64.sqrt() }, PriorKind::Mixture { components: 3 }, 1, 28, 1),
-        (Architecture::CifarResnet, DecoderKind::DiscretizedLogistic, PriorKind::Vamp { pseudo_inputs: 4 }, 3, 32, 2),
+        (
+            Architecture::MnistSmall,
+            DecoderKind::Bernoulli,
+            PriorKind::StandardNormal,
+            1,
+            28,
+            1,
+        ),
+        (
+            Architecture::MnistPaper,
+            DecoderKind::Gaussian {
+                sigma: 0.5f64.sqrt(),
+            },
+            PriorKind::Mixture { components: 3 },
+            1,
+            28,
+            1,
+        ),
+        (
+            Architecture::CifarResnet,
+            DecoderKind::DiscretizedLogistic,
+            PriorKind::Vamp { pseudo_inputs: 4 },
+            3,
+            32,
+            2,
+        ),
     ] {
-        let classifier = if arch == Architecture::MnistSmall { fep_models::ClassifierKind::Mlp { hidden: 32 } } else { fep_models::ClassifierKind::Linear };
-        let cfg = ModelConfig { architecture: arch, latent_dim: 16, num_classes: 10, decoder, prior, classifier };
+        let classifier = if arch == Architecture::MnistSmall {
+            fep_models::ClassifierKind::Mlp { hidden: 32 }
+        } else {
+            fep_models::ClassifierKind::Linear
+        };
+        let cfg = ModelConfig {
+            architecture: arch,
+            latent_dim: 16,
+            num_classes: 10,
+            decoder,
+            prior,
+            classifier,
+        };
         let model = FepModel::<Flex>::new(&cfg, &device).unwrap();
         let x = Tensor::<Flex, 4>::zeros([2, channels, side, side], &device);
         let (mean, log_var) = model.encoder.forward(x.clone());
         assert_eq!(mean.dims(), [2, 16], "{arch:?}");
         assert_eq!(log_var.dims(), [2, 16], "{arch:?}");
         let out = model.decoder.forward(mean);
-        assert_eq!(out.dims(), [2, channels * per_channel, side, side], "{arch:?}");
-        assert_eq!(model.reconstruct(x.clone()).dims(), [2, channels, side, side]);
-        assert_eq!(model.sample(Tensor::zeros([3, 16], &device)).dims(), [3, channels, side, side]);
-        let labels = Tensor::<Flex, 1, Int>::from_data(TensorData::new(vec![1i64, 7], [2]), &device);
+        assert_eq!(
+            out.dims(),
+            [2, channels * per_channel, side, side],
+            "{arch:?}"
+        );
+        assert_eq!(
+            model.reconstruct(x.clone()).dims(),
+            [2, channels, side, side]
+        );
+        assert_eq!(
+            model.sample(Tensor::zeros([3, 16], &device)).dims(),
+            [3, channels, side, side]
+        );
+        let labels =
+            Tensor::<Flex, 1, Int>::from_data(TensorData::new(vec![1i64, 7], [2]), &device);
         let f = model.functionals(x, labels, Tensor::zeros([3, 2, 16], &device));
         for v in [f.rate, f.distortion, f.classification] {
             assert_eq!(v.dims(), [2]);
@@ -70,7 +115,8 @@ fn architectures_have_the_documented_shapes() {
         }
     }
     // The paper's encoder: the parameter count of the layers listed in the models issue.
-    let paper = FepModel::<Flex>::new(&ModelConfig::new(Architecture::MnistPaper), &device).unwrap();
+    let paper =
+        FepModel::<Flex>::new(&ModelConfig::new(Architecture::MnistPaper), &device).unwrap();
     let conv = 64 * 16 + 64 + 128 * 64 * 16 + 128 + 256 * 128 * 9 + 256 + 1024 * 256 * 16 + 1024;
     // BatchNorm: scale and shift (learnt) plus running mean and variance (state).
     let bn = 4 * (128 + 256);
@@ -84,19 +130,27 @@ fn one_step(cfg: ModelConfig, data: ImageDataset, binarization: Binarization) {
     let model = FepModel::<B>::new(&cfg, &device).unwrap();
     let mut trainer = Trainer::new(model, config(2.0, 2.0, 1, 4, 2), device.clone()).unwrap();
     let before = params_of(trainer.model());
-    let batch = data.batch::<B>(&[0, 1, 2, 3], binarization, 0, &device).unwrap();
+    let batch = data
+        .batch::<B>(&[0, 1, 2, 3], binarization, 0, &device)
+        .unwrap();
     let report = trainer.step(batch, 2.0, 2.0, 1e-3).unwrap();
     assert!(report.loss.is_finite() && report.loss > 0.0, "{report:?}");
     let after = params_of(trainer.model());
     let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
-    assert!(moved > before.len() / 2, "only {moved} of {} parameters moved", before.len());
+    assert!(
+        moved > before.len() / 2,
+        "only {moved} of {} parameters moved",
+        before.len()
+    );
     assert_eq!(trainer.state.step, 1);
 }
 
 #[test]
 fn one_training_step_of_mnist_paper_on_the_cpu() {
     let cfg = ModelConfig {
-        decoder: DecoderKind::Gaussian { sigma: 0.5f64.sqrt() },
+        decoder: DecoderKind::Gaussian {
+            sigma: 0.5f64.sqrt(),
+        },
         ..ModelConfig::new(Architecture::MnistPaper)
     };
     one_step(cfg, mnist_train().take(8), Binarization::None);
@@ -130,7 +184,9 @@ fn small_run(data: &ImageDataset) -> (ShuffledImages, Trainer<B>) {
 #[test]
 fn resume_continues_exactly() {
     let data = mnist_train().take(160);
-    let test = Mnist::load_dir(fep_data::bundled_mnist_dir().unwrap(), Split::Test).unwrap().take(64);
+    let test = Mnist::load_dir(fep_data::bundled_mnist_dir().unwrap(), Split::Test)
+        .unwrap()
+        .take(64);
     let bin = Binarization::Dynamic { seed: 5 };
 
     // 4 epochs straight.
@@ -163,10 +219,17 @@ fn resume_continues_exactly() {
     let bytes = std::fs::read(&path).unwrap();
     let cut = dir.path().join("cut.ckpt");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    let err = checkpoint::load::<B>(&cut, None, &dev()).err().expect("truncated file rejected");
+    let err = checkpoint::load::<B>(&cut, None, &dev())
+        .err()
+        .expect("truncated file rejected");
     let msg = err.to_string();
-    assert!(msg.contains("cut.ckpt") && msg.contains("truncated"), "{msg}");
-    let missing = checkpoint::load::<B>(&dir.path().join("nope.ckpt"), None, &dev()).err().unwrap();
+    assert!(
+        msg.contains("cut.ckpt") && msg.contains("truncated"),
+        "{msg}"
+    );
+    let missing = checkpoint::load::<B>(&dir.path().join("nope.ckpt"), None, &dev())
+        .err()
+        .unwrap();
     assert!(missing.to_string().contains("not found"), "{missing}");
 }
 
@@ -189,13 +252,20 @@ fn nan_in_the_loss_stops_with_the_step_named_and_keeps_the_checkpoint() {
         labels: Tensor::from_data(TensorData::new(vec![0i64, 1, 2, 3], [4]), &device),
         indices: vec![0, 1, 2, 3],
     };
-    let err = trainer.step(batch, 2.0, 2.0, 1e-3).err().expect("NaN detected");
+    let err = trainer
+        .step(batch, 2.0, 2.0, 1e-3)
+        .err()
+        .expect("NaN detected");
     match &err {
         ModelError::NonFinite { step, .. } => assert_eq!(*step, 2),
         other => panic!("unexpected error {other}"),
     }
     assert!(err.to_string().contains("step 2"), "{err}");
-    assert_eq!(params_of(trainer.model()), before, "no update from a NaN loss");
+    assert_eq!(
+        params_of(trainer.model()),
+        before,
+        "no update from a NaN loss"
+    );
     assert_eq!(std::fs::read(&path).unwrap(), saved, "checkpoint intact");
     assert!(checkpoint::load::<B>(&path, None, &device).is_ok());
 }
@@ -210,7 +280,10 @@ fn deep_system_feeds_the_ift_estimator() {
     for _ in 0..2 {
         trainer.train_epoch(&shuffled, 2, |_| {}).unwrap();
     }
-    let settings = EquilibrationSettings { learning_rate: 1e-4, binarization: Binarization::Static };
+    let settings = EquilibrationSettings {
+        learning_rate: 1e-4,
+        binarization: Binarization::Static,
+    };
     let mut system = DeepSystem::new(
         trainer,
         Arc::new(source.clone()),
@@ -228,11 +301,20 @@ fn deep_system_feeds_the_ift_estimator() {
     let f1 = system.functionals().unwrap();
     system.set_data_position(0.25).unwrap();
     let ft = system.functionals().unwrap();
-    assert!((ft.classification - (0.75 * f0.classification + 0.25 * f1.classification)).abs() < 1e-4);
-    assert!(f1.classification > f0.classification, "unseen digits are harder: {f0:?} {f1:?}");
+    assert!(
+        (ft.classification - (0.75 * f0.classification + 0.25 * f1.classification)).abs() < 1e-4
+    );
+    assert!(
+        f1.classification > f0.classification,
+        "unseen digits are harder: {f0:?} {f1:?}"
+    );
     // The gradient agrees with a finite difference of the functionals along it.
     system.set_data_position(0.0).unwrap();
-    let (fg, g) = system.gradient(fep_thermo::Weights::only(fep_thermo::Functional::Classification)).unwrap();
+    let (fg, g) = system
+        .gradient(fep_thermo::Weights::only(
+            fep_thermo::Functional::Classification,
+        ))
+        .unwrap();
     assert!((fg.classification - f0.classification).abs() < 1e-9);
     let theta = system.params().unwrap();
     let gn: f64 = g.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -243,7 +325,10 @@ fn deep_system_feeds_the_ift_estimator() {
     system.set_params(&theta).unwrap();
     let predicted = h * gn * gn;
     let measured = fp.classification - f0.classification;
-    assert!((measured - predicted).abs() < 0.2 * predicted.abs(), "{measured} vs {predicted}");
+    assert!(
+        (measured - predicted).abs() < 0.2 * predicted.abs(),
+        "{measured} vs {predicted}"
+    );
     // One IFT sensitivity with truncated CG.
     let ift = IftConfig {
         relative_damping: 1e-2,
@@ -256,6 +341,10 @@ fn deep_system_feeds_the_ift_estimator() {
     assert!(s.dC_dgamma < 0.0, "C falls as gamma rises: {s:?}");
     assert!(s.dD_dlambda < 0.0, "D falls as lambda rises: {s:?}");
     assert!(system.work().probe_gradients > 4);
-    assert_eq!(system.params().unwrap(), theta, "parameters restored after the HVPs");
+    assert_eq!(
+        system.params().unwrap(),
+        theta,
+        "parameters restored after the HVPs"
+    );
     let _ = noise_tensor::<Flex>(1, 1, 1, 1, 1, 1, &dev());
 }

@@ -157,7 +157,9 @@ fn threads() -> usize {
 }
 
 fn images_for(arch: Architecture, n: usize) -> Result<ImageDataset> {
-    let mnist = || Mnist::load_dir(fep_data::bundled_mnist_dir()?, Split::Train).map_err(anyhow::Error::from);
+    let mnist = || {
+        Mnist::load_dir(fep_data::bundled_mnist_dir()?, Split::Train).map_err(anyhow::Error::from)
+    };
     Ok(match arch {
         Architecture::MnistSmall | Architecture::MnistPaper => mnist()?.take(n),
         Architecture::CifarResnet => {
@@ -182,7 +184,12 @@ fn model_config(arch: Architecture) -> ModelConfig {
     }
 }
 
-fn trainer<B: AutodiffBackend>(arch: Architecture, batch: usize, num_z: usize, device: &B::Device) -> Result<Trainer<B>> {
+fn trainer<B: AutodiffBackend>(
+    arch: Architecture,
+    batch: usize,
+    num_z: usize,
+    device: &B::Device,
+) -> Result<Trainer<B>> {
     B::seed(device, 1);
     let model = FepModel::<B>::new(&model_config(arch), device)?;
     let cfg = TrainConfig {
@@ -250,7 +257,8 @@ fn reference<B: AutodiffBackend>(device: &B::Device, args: &ReferenceArgs) -> Re
     });
     if let Some(path) = &args.json {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         write_json(path, &value)?;
     }
@@ -320,14 +328,27 @@ pub fn bench<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs) -> Result
                 system.gradient(m.lagrangian_weights())?;
                 let g = clock.elapsed().as_secs_f64();
                 let clock = Instant::now();
-                hessian_vector_product(&mut system, m, &v, HvpMethod::FiniteDifference { relative_step: 1e-3 })?;
+                hessian_vector_product(
+                    &mut system,
+                    m,
+                    &v,
+                    HvpMethod::FiniteDifference {
+                        relative_step: 1e-3,
+                    },
+                )?;
                 let h = clock.elapsed().as_secs_f64();
                 if rep > 0 {
                     grad_times.push(g);
                     hvp_times.push(h);
                 }
             }
-            let ratio = Stat::of(hvp_times.iter().zip(&grad_times).map(|(h, g)| h / g).collect());
+            let ratio = Stat::of(
+                hvp_times
+                    .iter()
+                    .zip(&grad_times)
+                    .map(|(h, g)| h / g)
+                    .collect(),
+            );
             let _ = Weights::only(fep_thermo::Functional::Rate);
             println!(
                 "{:<14}{:>7}{:>10.2} ({:.2}-{:.2}){:>10.0}{:>16.0}{:>12.2}",

@@ -134,7 +134,10 @@ fn domain(
     if classes.is_empty() {
         bail!("[data] {name}_classes is empty");
     }
-    if let Some(&bad) = classes.iter().find(|&&c| usize::from(c) >= train_all.num_classes()) {
+    if let Some(&bad) = classes
+        .iter()
+        .find(|&&c| usize::from(c) >= train_all.num_classes())
+    {
         bail!(
             "[data] {name}_classes contains {bad}, but the dataset has {} classes",
             train_all.num_classes()
@@ -208,7 +211,11 @@ fn to_bytes<B: Backend>(images: Tensor<B, 4>) -> (Vec<u8>, [usize; 4]) {
 }
 
 /// Writes a PNG grid of float images `[N, C, H, W]` in [0, 1], `columns` per row.
-pub fn write_image_grid<B: Backend>(path: &Path, images: Tensor<B, 4>, columns: usize) -> Result<()> {
+pub fn write_image_grid<B: Backend>(
+    path: &Path,
+    images: Tensor<B, 4>,
+    columns: usize,
+) -> Result<()> {
     let (bytes, [n, c, h, w]) = to_bytes(images);
     let ds = ImageDataset::new(
         Split::Test,
@@ -248,7 +255,8 @@ pub fn write_model_images<B: Backend>(
     let recon_path = dir.join("reconstructions.png");
     write_image_grid(&recon_path, Tensor::cat(rows, 0), columns)?;
     let latent = model.config().latent_dim;
-    let noise = fep_models::noise::standard_normal(seed, fep_models::noise::SAMPLE_STREAM, 0, 40 * latent);
+    let noise =
+        fep_models::noise::standard_normal(seed, fep_models::noise::SAMPLE_STREAM, 0, 40 * latent);
     let noise = Tensor::<B, 2>::from_data(TensorData::new(noise, [40, latent]), device);
     let samples_path = dir.join("samples.png");
     write_image_grid(&samples_path, model.sample(noise), columns)?;

@@ -30,13 +30,19 @@ pub struct DemoArgs {
     /// Config of the transfer.
     #[arg(long, default_value = "experiments/transfer-iso-classification.toml")]
     pub transfer_config: PathBuf,
+    /// Steps of the transfer path (the config's 25 take about twice as long).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
 }
 
 /// `fep demo` on backend B.
 pub fn demo<B: AutodiffBackend>(device: &B::Device, args: &DemoArgs) -> Result<()> {
     let clock = Instant::now();
     let train_out = args.out.join("train-source");
-    println!("== 1/2 train the source model (digits 0-4) -> {}", train_out.display());
+    println!(
+        "== 1/2 train the source model (digits 0-4) -> {}",
+        train_out.display()
+    );
     train_cmd::train_source::<B>(
         device,
         &TrainArgs {
@@ -63,7 +69,7 @@ pub fn demo<B: AutodiffBackend>(device: &B::Device, args: &DemoArgs) -> Result<(
             out: Some(transfer_out),
             force: args.force,
             integrator: None,
-            steps: None,
+            steps: Some(args.steps),
             no_baselines: false,
         },
     )?;

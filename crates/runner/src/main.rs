@@ -10,6 +10,7 @@ mod output;
 mod plot;
 mod process_cmd;
 mod progress;
+mod report_cmd;
 mod surface_cmd;
 mod train_cmd;
 
@@ -54,6 +55,8 @@ enum Command {
     TransferIsoClassification(process_cmd::ProcessArgs),
     /// Equilibrium surface of a deep model over a (lambda, gamma) grid; `--shard i/n`, then `merge`.
     Surface(surface_cmd::SurfaceArgs),
+    /// docs/REPRODUCTION.md from the summaries under runs/ (figures copied beside it).
+    Report(report_cmd::ReportArgs),
     /// Throughput of training, evaluation, Hessian-vector products and data loading; `bench reference` for the peer comparison.
     Bench(bench_cmd::BenchArgs),
 }
@@ -97,7 +100,12 @@ fn run(cli: Cli) -> Result<()> {
             dispatch_autodiff!(cli.backend, cli.device, train_cmd::train_source, args)
         }
         Command::IsoClassification(args) => {
-            dispatch_autodiff!(cli.backend, cli.device, process_cmd::iso_classification, args)
+            dispatch_autodiff!(
+                cli.backend,
+                cli.device,
+                process_cmd::iso_classification,
+                args
+            )
         }
         Command::TransferIsoClassification(args) => {
             dispatch_autodiff!(cli.backend, cli.device, process_cmd::transfer, args)
@@ -105,6 +113,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Surface(args) => {
             dispatch_autodiff!(cli.backend, cli.device, surface_cmd::surface, args)
         }
+        Command::Report(args) => report_cmd::report(args),
         Command::Bench(args) => dispatch_autodiff!(cli.backend, cli.device, bench_cmd::bench, args),
     }
 }

@@ -74,6 +74,13 @@ pub struct ProcessSettings {
     /// Trust region: parameters move by at most this fraction of |theta| per update.
     #[serde(default = "default_theta_trust")]
     pub max_relative_theta_step: f64,
+    /// Transfer: `t = s^data_exponent` (1: uniform in t; 3: the first steps at tiny t,
+    /// where the unseen target is learnt before its weight in p_t grows).
+    #[serde(default = "default_exponent")]
+    pub data_exponent: f64,
+    /// gamma is never raised above this.
+    #[serde(default = "default_max_gamma")]
+    pub max_gamma: f64,
     /// Halvings of a step whose corrector fails before giving up on it.
     #[serde(default = "default_halvings")]
     pub max_halvings: u32,
@@ -85,6 +92,12 @@ pub struct ProcessSettings {
     pub seed: u64,
 }
 
+fn default_exponent() -> f64 {
+    1.0
+}
+fn default_max_gamma() -> f64 {
+    50.0
+}
 fn default_halvings() -> u32 {
     1
 }
@@ -132,6 +145,9 @@ impl ProcessSettings {
         if self.probe_size == 0 {
             bail!("[process] probe_size must be positive");
         }
+        if !(self.data_exponent > 0.0 && self.data_exponent.is_finite()) {
+            bail!("[process] data_exponent must be positive");
+        }
         Ok(())
     }
 
@@ -155,6 +171,7 @@ impl ProcessSettings {
                     max_relative_gamma_step: self.max_relative_gamma_step,
                     max_relative_theta_step: self.max_relative_theta_step,
                     accept_unconverged: self.accept_unconverged,
+                    max_gamma: self.max_gamma,
                 })
             }
         }
@@ -449,7 +466,11 @@ fn run_traced<B: AutodiffBackend>(
                         )
                     });
                     rows.borrow_mut().push(TraceRow {
-                        t: if path.data_end != path.data_start { r.t } else { r.s },
+                        t: if path.data_end != path.data_start {
+                            r.t
+                        } else {
+                            r.s
+                        },
                         lambda: r.lambda,
                         gamma: r.gamma,
                         rate: r.rate,
@@ -551,7 +572,9 @@ fn write_trace_charts(
     let mut written = Vec::new();
     type Get = fn(&TraceRow) -> f64;
     let panels: [(&str, &str, Get); 5] = [
-        ("classification", "C on the probe of p_t (nats)", |r| r.classification),
+        ("classification", "C on the probe of p_t (nats)", |r| {
+            r.classification
+        }),
         ("rate", "R (nats)", |r| r.rate),
         ("distortion", "D (nats)", |r| r.distortion),
         ("lambda", "lambda", |r| r.lambda),
@@ -574,10 +597,16 @@ fn write_trace_charts(
                 .flat_map(|(_, rows)| rows.iter().map(|r| r.t))
                 .fold(0.0, f64::max)
                 .max(1e-9);
-            for (sign, label) in [(1.0, format!("C0 +- {:.0}%", 100.0 * band)), (-1.0, String::new())] {
+            for (sign, label) in [
+                (1.0, format!("C0 +- {:.0}%", 100.0 * band)),
+                (-1.0, String::new()),
+            ] {
                 series.push(Series {
                     label,
-                    points: vec![(0.0, c0 * (1.0 + sign * band)), (x1, c0 * (1.0 + sign * band))],
+                    points: vec![
+                        (0.0, c0 * (1.0 + sign * band)),
+                        (x1, c0 * (1.0 + sign * band)),
+                    ],
                     mark: Mark::Line,
                     color: 7,
                 });
@@ -599,13 +628,19 @@ fn write_trace_charts(
     for (i, (name, rows)) in traces.iter().enumerate() {
         series.push(Series {
             label: format!("{name}: target"),
-            points: rows.iter().map(|r| (r.t, 100.0 * r.target_accuracy)).collect(),
+            points: rows
+                .iter()
+                .map(|r| (r.t, 100.0 * r.target_accuracy))
+                .collect(),
             mark: Mark::ThickLine,
             color: i,
         });
         series.push(Series {
             label: format!("{name}: source"),
-            points: rows.iter().map(|r| (r.t, 100.0 * r.source_accuracy)).collect(),
+            points: rows
+                .iter()
+                .map(|r| (r.t, 100.0 * r.source_accuracy))
+                .collect(),
             mark: Mark::Points,
             color: i,
         });
@@ -656,7 +691,10 @@ fn context_line<B: AutodiffBackend>(device: &B::Device, domains: &Domains) -> St
 
 /// `fep iso-classification` on backend B: lambda from the source's value to `lambda_end`
 /// with C held, beside the naive path with gamma fixed.
-pub fn iso_classification<B: AutodiffBackend>(device: &B::Device, args: &ProcessArgs) -> Result<()> {
+pub fn iso_classification<B: AutodiffBackend>(
+    device: &B::Device,
+    args: &ProcessArgs,
+) -> Result<()> {
     let cfg = load_process_config(args, "experiments/iso-classification.toml")?;
     let out = args
         .out
@@ -664,7 +702,10 @@ pub fn iso_classification<B: AutodiffBackend>(device: &B::Device, args: &Process
         .unwrap_or_else(|| PathBuf::from("runs/iso-classification"));
     let domains = load_domains(&cfg.data, args.data_dir.as_deref())?;
     prepare_out_dir(&out, args.force)?;
-    fep_data::atomic_write(out.join("config.toml"), toml::to_string_pretty(&cfg)?.as_bytes())?;
+    fep_data::atomic_write(
+        out.join("config.toml"),
+        toml::to_string_pretty(&cfg)?.as_bytes(),
+    )?;
     let clock = Instant::now();
     let mut prepared = prepare::<B>(device, &cfg, &domains)?;
     let path = ProcessPath::lambda_only(prepared.start.lambda, cfg.process.lambda_end);
@@ -702,7 +743,10 @@ pub fn iso_classification<B: AutodiffBackend>(device: &B::Device, args: &Process
     let rate_change = (last.rate - first.rate) / first.rate;
     let charts = write_trace_charts(
         &out,
-        &[("iso-classification", &rows), ("naive: gamma fixed", &naive_rows)],
+        &[
+            ("iso-classification", &rows),
+            ("naive: gamma fixed", &naive_rows),
+        ],
         "s (lambda from start to end)",
         c0,
         0.03,
@@ -730,9 +774,18 @@ pub fn iso_classification<B: AutodiffBackend>(device: &B::Device, args: &Process
         "config": cfg,
     });
     write_json(&out.join("summary.json"), &summary)?;
-    println!("iso-classification, lambda {} -> {}, C0 = {c0:.4} (probe of {} held-out examples)", path.lambda_start, path.lambda_end, cfg.process.probe_size);
-    println!("{:<24}{:>12}{:>12}{:>10}{:>10}{:>10}", "path", "max |drift|", "R change", "gamma", "C", "acc %");
-    for (name, rows, d) in [("iso-classification", &rows, drift), ("naive (gamma fixed)", &naive_rows, naive_drift)] {
+    println!(
+        "iso-classification, lambda {} -> {}, C0 = {c0:.4} (probe of {} held-out examples)",
+        path.lambda_start, path.lambda_end, cfg.process.probe_size
+    );
+    println!(
+        "{:<24}{:>12}{:>12}{:>10}{:>10}{:>10}",
+        "path", "max |drift|", "R change", "gamma", "C", "acc %"
+    );
+    for (name, rows, d) in [
+        ("iso-classification", &rows, drift),
+        ("naive (gamma fixed)", &naive_rows, naive_drift),
+    ] {
         if let (Some(f), Some(l)) = (rows.first(), rows.last()) {
             println!(
                 "{name:<24}{:>11.2}%{:>11.1}%{:>10.3}{:>10.4}{:>10.2}",
@@ -870,7 +923,10 @@ pub fn heuristic_adjust(
     increment: f64,
 ) -> Multipliers {
     let remaining = n.saturating_sub(k).max(1) as f64;
-    Multipliers::new(m.lambda - (m.lambda - lambda_min) / remaining, m.gamma + increment)
+    Multipliers::new(
+        m.lambda - (m.lambda - lambda_min) / remaining,
+        m.gamma + increment,
+    )
 }
 
 fn row_final(row: &TraceRow) -> serde_json::Value {
@@ -890,11 +946,15 @@ pub fn transfer<B: AutodiffBackend>(device: &B::Device, args: &ProcessArgs) -> R
         .unwrap_or_else(|| PathBuf::from("runs/transfer-iso-classification"));
     let domains = load_domains(&cfg.data, args.data_dir.as_deref())?;
     prepare_out_dir(&out, args.force)?;
-    fep_data::atomic_write(out.join("config.toml"), toml::to_string_pretty(&cfg)?.as_bytes())?;
+    fep_data::atomic_write(
+        out.join("config.toml"),
+        toml::to_string_pretty(&cfg)?.as_bytes(),
+    )?;
     let total = Instant::now();
     let mut prepared = prepare::<B>(device, &cfg, &domains)?;
     let start = prepared.start;
-    let path = ProcessPath::transfer(start.lambda, cfg.process.lambda_end);
+    let path = ProcessPath::transfer(start.lambda, cfg.process.lambda_end)
+        .with_data_exponent(cfg.process.data_exponent);
     let clock = Instant::now();
     let (rows, c0, drift) = run_traced(
         &mut prepared,
@@ -950,7 +1010,10 @@ pub fn transfer<B: AutodiffBackend>(device: &B::Device, args: &ProcessArgs) -> R
         fin["optimizer_steps"] = json!(b.system.work().optimizer_steps);
         write_trace(&out, "paper_heuristic", &ph)?;
         baselines.insert("paper_heuristic".into(), fin);
-        walls.insert("paper_heuristic".into(), json!(clock.elapsed().as_secs_f64()));
+        walls.insert(
+            "paper_heuristic".into(),
+            json!(clock.elapsed().as_secs_f64()),
+        );
         traces.push(("paper heuristic", ph));
     }
     let trace_refs: Vec<(&str, &[TraceRow])> =
@@ -1004,8 +1067,15 @@ pub fn print_transfer_table(summary: &serde_json::Value) {
         "{:<28}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
         "method", "target %", "source %", "R", "D", "C", "max |drift|"
     );
-    let mut lines = vec![("iso-classification (ours)", &summary["final"], summary["max_relative_drift"].as_f64())];
-    for (key, name) in [("fine_tune", "fine-tune"), ("paper_heuristic", "paper heuristic")] {
+    let mut lines = vec![(
+        "iso-classification (ours)",
+        &summary["final"],
+        summary["max_relative_drift"].as_f64(),
+    )];
+    for (key, name) in [
+        ("fine_tune", "fine-tune"),
+        ("paper_heuristic", "paper heuristic"),
+    ] {
         let b = &summary["baselines"][key];
         if !b.is_null() {
             lines.push((name, b, b["max_relative_drift"].as_f64()));
@@ -1020,10 +1090,13 @@ pub fn print_transfer_table(summary: &serde_json::Value) {
             g("rate"),
             g("distortion"),
             g("classification"),
-            d.map(|d| format!("{:.2}%", 100.0 * d)).unwrap_or_else(|| "-".into())
+            d.map(|d| format!("{:.2}%", 100.0 * d))
+                .unwrap_or_else(|| "-".into())
         );
     }
-    println!("(R, D, C on the target test set; drift measured on the held-out probe of p_t along the path)");
+    println!(
+        "(R, D, C on the target test set; drift measured on the held-out probe of p_t along the path)"
+    );
 }
 
 #[cfg(test)]

@@ -108,12 +108,21 @@ pub fn parse_shard(spec: &str) -> Result<Shard> {
     let (i, n) = spec
         .split_once('/')
         .with_context(|| format!("--shard must look like i/n (for example 3/8), got `{spec}`"))?;
-    let i: usize = i.trim().parse().with_context(|| format!("--shard: `{i}` is not a number"))?;
-    let n: usize = n.trim().parse().with_context(|| format!("--shard: `{n}` is not a number"))?;
+    let i: usize = i
+        .trim()
+        .parse()
+        .with_context(|| format!("--shard: `{i}` is not a number"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .with_context(|| format!("--shard: `{n}` is not a number"))?;
     if n == 0 || i == 0 || i > n {
         bail!("--shard i/n needs 1 <= i <= n, got {spec}");
     }
-    Ok(Shard { index: i - 1, count: n })
+    Ok(Shard {
+        index: i - 1,
+        count: n,
+    })
 }
 
 /// Grid indices `(i, j)` in boustrophedon order: lambda rows in turn, gamma alternately
@@ -177,19 +186,33 @@ pub fn merge_records(grid: &GridConfig, records: &[ShardRecord]) -> Result<Surfa
     let mut cells: BTreeMap<(usize, usize), &ShardRecord> = BTreeMap::new();
     for r in records {
         if r.i >= nl || r.j >= ng {
-            bail!("shard {}/{} has a point ({}, {}) outside the {nl} x {ng} grid", r.shard, r.of, r.i, r.j);
+            bail!(
+                "shard {}/{} has a point ({}, {}) outside the {nl} x {ng} grid",
+                r.shard,
+                r.of,
+                r.i,
+                r.j
+            );
         }
         let (l, g) = (grid.lambdas[r.i], grid.gammas[r.j]);
         if (r.point.lambda - l).abs() > 1e-9 || (r.point.gamma - g).abs() > 1e-9 {
             bail!(
                 "shard {}/{}: point ({}, {}) was run at (lambda, gamma) = ({}, {}) but the grid says ({l}, {g}); was the config changed between shards?",
-                r.shard, r.of, r.i, r.j, r.point.lambda, r.point.gamma
+                r.shard,
+                r.of,
+                r.i,
+                r.j,
+                r.point.lambda,
+                r.point.gamma
             );
         }
         if let Some(prev) = cells.insert((r.i, r.j), r) {
             bail!(
                 "point (lambda {l}, gamma {g}) appears twice (shards {}/{} and {}/{})",
-                prev.shard, prev.of, r.shard, r.of
+                prev.shard,
+                prev.of,
+                r.shard,
+                r.of
             );
         }
     }
@@ -217,8 +240,11 @@ pub fn merge_records(grid: &GridConfig, records: &[ShardRecord]) -> Result<Surfa
 }
 
 fn shard_path(out: &Path, shard: Shard) -> PathBuf {
-    out.join("shards")
-        .join(format!("shard-{}-of-{}.jsonl", shard.index + 1, shard.count))
+    out.join("shards").join(format!(
+        "shard-{}-of-{}.jsonl",
+        shard.index + 1,
+        shard.count
+    ))
 }
 
 /// `fep surface [--shard i/n]` and `fep surface merge` on backend B.
@@ -287,14 +313,21 @@ fn run_shard<B: AutodiffBackend>(
     )?;
     std::fs::create_dir_all(args.out.join("shards"))
         .with_context(|| format!("cannot create {}", args.out.join("shards").display()))?;
-    fep_data::atomic_write(args.out.join("config.toml"), toml::to_string_pretty(cfg)?.as_bytes())?;
+    fep_data::atomic_write(
+        args.out.join("config.toml"),
+        toml::to_string_pretty(cfg)?.as_bytes(),
+    )?;
     let file = shard_path(&args.out, shard);
     let progress = bar(points.len() as u64, "surface");
     let mut records = Vec::new();
     for (k, &(i, j)) in points.iter().enumerate() {
         let clock = Instant::now();
         let m = Multipliers::new(cfg.grid.lambdas[i], cfg.grid.gammas[j]);
-        let steps = if k == 0 { s.first_point_steps } else { s.steps_per_point };
+        let steps = if k == 0 {
+            s.first_point_steps
+        } else {
+            s.steps_per_point
+        };
         let f = system.equilibrate(m, steps)?;
         f.check_finite(m)?;
         let accuracy = system.evaluate(&source.test)?.accuracy;
@@ -311,7 +344,12 @@ fn run_shard<B: AutodiffBackend>(
         progress.suspend(|| {
             eprintln!(
                 "surface: lambda {:.3} gamma {:.3}  R {:.3}  D {:.3}  C {:.4}  acc {:.2}%",
-                m.lambda, m.gamma, f.rate, f.distortion, f.classification, 100.0 * accuracy
+                m.lambda,
+                m.gamma,
+                f.rate,
+                f.distortion,
+                f.classification,
+                100.0 * accuracy
             )
         });
         records.push(record);
@@ -326,8 +364,12 @@ fn run_shard<B: AutodiffBackend>(
 
 fn read_shards(out: &Path) -> Result<Vec<ShardRecord>> {
     let dir = out.join("shards");
-    let entries = std::fs::read_dir(&dir)
-        .with_context(|| format!("no shard directory {} (run `fep surface --shard i/n` first)", dir.display()))?;
+    let entries = std::fs::read_dir(&dir).with_context(|| {
+        format!(
+            "no shard directory {} (run `fep surface --shard i/n` first)",
+            dir.display()
+        )
+    })?;
     let mut records = Vec::new();
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -335,10 +377,16 @@ fn read_shards(out: &Path) -> Result<Vec<ShardRecord>> {
         .collect();
     files.sort();
     for f in files {
-        let text = std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let r: ShardRecord = serde_json::from_str(line)
-                .with_context(|| format!("{}: line {} is not a surface point", f.display(), n + 1))?;
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let r: ShardRecord = serde_json::from_str(line).with_context(|| {
+                format!("{}: line {} is not a surface point", f.display(), n + 1)
+            })?;
             records.push(r);
         }
     }
@@ -351,7 +399,14 @@ fn fit_quadratic(grid: &SurfaceGrid, get: fn(&SurfacePoint) -> f64) -> [f64; 6] 
     let mut atb = nalgebra::DVector::<f64>::zeros(6);
     for row in &grid.points {
         for p in row {
-            let x = [1.0, p.lambda, p.gamma, p.lambda * p.lambda, p.lambda * p.gamma, p.gamma * p.gamma];
+            let x = [
+                1.0,
+                p.lambda,
+                p.gamma,
+                p.lambda * p.lambda,
+                p.lambda * p.gamma,
+                p.gamma * p.gamma,
+            ];
             for a in 0..6 {
                 atb[a] += x[a] * get(p);
                 for b in 0..6 {
@@ -412,7 +467,11 @@ fn merge(cfg: &SurfaceConfig, out: &Path, device: String) -> Result<()> {
     for (j, &g) in grid.gammas.iter().enumerate() {
         series.push(Series {
             label: format!("measured, gamma = {g:.2}"),
-            points: grid.points.iter().map(|row| (row[j].distortion, row[j].rate)).collect(),
+            points: grid
+                .points
+                .iter()
+                .map(|row| (row[j].distortion, row[j].rate))
+                .collect(),
             mark: Mark::Points,
             color: j,
         });
@@ -421,7 +480,10 @@ fn merge(cfg: &SurfaceConfig, out: &Path, device: String) -> Result<()> {
             points: (0..=40)
                 .map(|k| {
                     let l = l0 + (l1 - l0) * k as f64 / 40.0;
-                    (eval_quadratic(&fits["distortion"], l, g), eval_quadratic(&fits["rate"], l, g))
+                    (
+                        eval_quadratic(&fits["distortion"], l, g),
+                        eval_quadratic(&fits["rate"], l, g),
+                    )
                 })
                 .collect(),
             mark: Mark::Line,
@@ -441,7 +503,10 @@ fn merge(cfg: &SurfaceConfig, out: &Path, device: String) -> Result<()> {
     for (i, &l) in grid.lambdas.iter().enumerate() {
         series.push(Series {
             label: format!("lambda = {l:.2}"),
-            points: grid.points[i].iter().map(|p| (p.gamma, p.classification)).collect(),
+            points: grid.points[i]
+                .iter()
+                .map(|p| (p.gamma, p.classification))
+                .collect(),
             mark: Mark::Line,
             color: i,
         });
@@ -457,7 +522,10 @@ fn merge(cfg: &SurfaceConfig, out: &Path, device: String) -> Result<()> {
     )?;
     println!("{}", serde_json::to_string_pretty(&checks)?);
     println!("wrote {}", out.join("summary.json").display());
-    println!("      {}", out.join("surface_rate_distortion.png").display());
+    println!(
+        "      {}",
+        out.join("surface_rate_distortion.png").display()
+    );
     println!("      {}", out.join("surface_classification.png").display());
     Ok(())
 }
@@ -475,7 +543,11 @@ mod tests {
             j,
             point: SurfacePoint::new(
                 m,
-                fep_thermo::Functionals { rate: 1.0, distortion: 2.0, classification: 0.5 },
+                fep_thermo::Functionals {
+                    rate: 1.0,
+                    distortion: 2.0,
+                    classification: 0.5,
+                },
             ),
             accuracy: 0.9,
             seed: 1,
@@ -508,7 +580,10 @@ mod tests {
                 sizes.push(part.len());
                 all.extend(part);
             }
-            assert_eq!(all, order, "{n} shards cover the order exactly once, in order");
+            assert_eq!(
+                all, order,
+                "{n} shards cover the order exactly once, in order"
+            );
             let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
             assert!(hi - lo <= 1, "{n} shards: sizes {sizes:?}");
         }
@@ -516,7 +591,10 @@ mod tests {
 
     #[test]
     fn merge_needs_every_point_once() {
-        let grid = GridConfig { lambdas: vec![1.0, 2.0], gammas: vec![0.5, 1.0, 2.0] };
+        let grid = GridConfig {
+            lambdas: vec![1.0, 2.0],
+            gammas: vec![0.5, 1.0, 2.0],
+        };
         let order = snake_order(2, 3);
         let mut recs = Vec::new();
         for k in 0..2 {
@@ -530,15 +608,28 @@ mod tests {
         assert_eq!(merged.points[1][2].lambda, 2.0);
         // A missing point is named.
         let err = merge_records(&grid, &recs[1..]).unwrap_err().to_string();
-        assert!(err.contains("missing") && err.contains("lambda 1, gamma 0.5"), "{err}");
+        assert!(
+            err.contains("missing") && err.contains("lambda 1, gamma 0.5"),
+            "{err}"
+        );
         // A duplicate is refused.
         let mut dup = recs.clone();
         dup.push(recs[0].clone());
-        assert!(merge_records(&grid, &dup).unwrap_err().to_string().contains("twice"));
+        assert!(
+            merge_records(&grid, &dup)
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
         // A point run on another grid is refused.
         let mut foreign = recs.clone();
         foreign[0].point.lambda = 7.0;
-        assert!(merge_records(&grid, &foreign).unwrap_err().to_string().contains("config"));
+        assert!(
+            merge_records(&grid, &foreign)
+                .unwrap_err()
+                .to_string()
+                .contains("config")
+        );
     }
 
     #[test]
@@ -553,12 +644,23 @@ mod tests {
                     .iter()
                     .map(|&g| {
                         let v = eval_quadratic(&truth, l, g);
-                        SurfacePoint { lambda: l, gamma: g, rate: v, distortion: 0.0, classification: 0.0, free_energy: 0.0 }
+                        SurfacePoint {
+                            lambda: l,
+                            gamma: g,
+                            rate: v,
+                            distortion: 0.0,
+                            classification: 0.0,
+                            free_energy: 0.0,
+                        }
                     })
                     .collect()
             })
             .collect();
-        let grid = SurfaceGrid { lambdas, gammas, points };
+        let grid = SurfaceGrid {
+            lambdas,
+            gammas,
+            points,
+        };
         let fit = fit_quadratic(&grid, |p| p.rate);
         for (a, b) in fit.iter().zip(&truth) {
             assert!((a - b).abs() < 1e-9, "{fit:?}");

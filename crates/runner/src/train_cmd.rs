@@ -91,12 +91,17 @@ fn read_log(path: &Path, up_to_epoch: u64) -> Result<Vec<EpochRow>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let row: EpochRow = serde_json::from_str(line)
-            .with_context(|| format!("{}: line {} is not an epoch record", path.display(), i + 1))?;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let row: EpochRow = serde_json::from_str(line).with_context(|| {
+            format!("{}: line {} is not an epoch record", path.display(), i + 1)
+        })?;
         if row.epoch <= up_to_epoch {
             rows.push(row);
         }
@@ -155,7 +160,11 @@ pub fn train_source<B: AutodiffBackend>(device: &B::Device, args: &TrainArgs) ->
                 config.model
             );
         }
-        let wall = header.extra.get("wall_seconds").and_then(|v| v.as_f64()).unwrap_or(0.0);
+        let wall = header
+            .extra
+            .get("wall_seconds")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0);
         let trainer = checkpoint::load::<B>(&ckpt_path, Some(config.training.clone()), device)?;
         let rows = read_log(&out.join("log.jsonl"), trainer.state.epoch)?;
         eprintln!(
@@ -201,7 +210,8 @@ pub fn train_source<B: AutodiffBackend>(device: &B::Device, args: &TrainArgs) ->
     let clock = Instant::now();
     let progress = bar(epochs * steps_per_epoch, "train-source");
     progress.set_position(trainer.state.epoch * steps_per_epoch);
-    let eval = |trainer: &Trainer<B>, ds: &fep_data::ImageDataset| trainer.evaluate(ds, binarization);
+    let eval =
+        |trainer: &Trainer<B>, ds: &fep_data::ImageDataset| trainer.evaluate(ds, binarization);
     while trainer.state.epoch < epochs {
         let mut last_lr = 0.0;
         let batch_loss = trainer.train_epoch(&data, epochs, |r| {
@@ -246,14 +256,8 @@ pub fn train_source<B: AutodiffBackend>(device: &B::Device, args: &TrainArgs) ->
     write_epoch_csv(&out.join("log.csv"), &rows)?;
     write_curves(out, &rows, &config, device_name::<B>(device))?;
     let inner = trainer.model().valid();
-    let (recon, samples) = write_model_images(
-        &inner,
-        &source.test,
-        binarization,
-        seed,
-        out,
-        device,
-    )?;
+    let (recon, samples) =
+        write_model_images(&inner, &source.test, binarization, seed, out, device)?;
     let summary = json!({
         "test": metrics_json(&last.test),
         "train": metrics_json(&last.train),
@@ -272,7 +276,10 @@ pub fn train_source<B: AutodiffBackend>(device: &B::Device, args: &TrainArgs) ->
     });
     write_json(&out.join("summary.json"), &summary)?;
     print_table(&last, &config);
-    println!("\nwall time {wall_before:.1} s on {}", device_name::<B>(device));
+    println!(
+        "\nwall time {wall_before:.1} s on {}",
+        device_name::<B>(device)
+    );
     println!("wrote {}", out.join("summary.json").display());
     println!("      {}", ckpt_path.display());
     println!("      {}, {}", recon.display(), samples.display());
@@ -309,8 +316,20 @@ fn print_table(row: &EpochRow, config: &TrainSourceConfig) {
 }
 
 fn write_epoch_csv(path: &Path, rows: &[EpochRow]) -> Result<()> {
-    let mut header = vec!["epoch", "step", "train_batch_loss", "learning_rate", "wall_seconds"];
-    let names = ["rate", "distortion", "classification", "accuracy", "neg_elbo"];
+    let mut header = vec![
+        "epoch",
+        "step",
+        "train_batch_loss",
+        "learning_rate",
+        "wall_seconds",
+    ];
+    let names = [
+        "rate",
+        "distortion",
+        "classification",
+        "accuracy",
+        "neg_elbo",
+    ];
     let mut cols = Vec::new();
     for split in ["train", "validation", "test"] {
         for n in names {
@@ -329,7 +348,13 @@ fn write_epoch_csv(path: &Path, rows: &[EpochRow]) -> Result<()> {
                 r.wall_seconds,
             ];
             for m in [&r.train, &r.validation, &r.test] {
-                v.extend([m.rate, m.distortion, m.classification, m.accuracy, m.neg_elbo]);
+                v.extend([
+                    m.rate,
+                    m.distortion,
+                    m.classification,
+                    m.accuracy,
+                    m.neg_elbo,
+                ]);
             }
             v
         })
@@ -337,7 +362,12 @@ fn write_epoch_csv(path: &Path, rows: &[EpochRow]) -> Result<()> {
     write_csv(path, &header, &data)
 }
 
-fn write_curves(out: &Path, rows: &[EpochRow], config: &TrainSourceConfig, device: String) -> Result<()> {
+fn write_curves(
+    out: &Path,
+    rows: &[EpochRow],
+    config: &TrainSourceConfig,
+    device: String,
+) -> Result<()> {
     let pts = |f: fn(&Metrics) -> f64, test: bool| -> Vec<(f64, f64)> {
         rows.iter()
             .map(|r| (r.epoch as f64, f(if test { &r.test } else { &r.train })))

@@ -56,36 +56,81 @@ fn train_source_writes_the_documented_outputs_and_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(dir.path(), "train.toml", TINY_TRAIN);
     let straight = dir.path().join("straight");
-    let o = fep(&["train-source", "--config", &cfg, "--out", straight.to_str().unwrap()]);
+    let o = fep(&[
+        "train-source",
+        "--config",
+        &cfg,
+        "--out",
+        straight.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = json(&straight.join("summary.json"));
     for split in ["test", "train"] {
-        for key in ["rate", "distortion", "classification", "accuracy", "neg_elbo"] {
+        for key in [
+            "rate",
+            "distortion",
+            "classification",
+            "accuracy",
+            "neg_elbo",
+        ] {
             assert!(s[split][key].is_f64(), "{split}.{key} in {s}");
         }
         let v = &s[split];
         let sum = v["rate"].as_f64().unwrap() + v["distortion"].as_f64().unwrap();
         assert!((sum - v["neg_elbo"].as_f64().unwrap()).abs() < 1e-6);
     }
-    for key in ["lambda", "gamma", "seed", "device", "config", "wall_seconds"] {
+    for key in [
+        "lambda",
+        "gamma",
+        "seed",
+        "device",
+        "config",
+        "wall_seconds",
+    ] {
         assert!(!s[key].is_null(), "{key} missing");
     }
     assert_eq!(s["seed"], 3);
-    assert!(s["test"]["accuracy"].as_f64().unwrap() > 0.8, "digits 0 and 1 are easy: {s}");
-    for f in ["checkpoint.ckpt", "log.jsonl", "log.csv", "reconstructions.png", "samples.png", "curves.png", "curves.svg", "config.toml"] {
+    assert!(
+        s["test"]["accuracy"].as_f64().unwrap() > 0.8,
+        "digits 0 and 1 are easy: {s}"
+    );
+    for f in [
+        "checkpoint.ckpt",
+        "log.jsonl",
+        "log.csv",
+        "reconstructions.png",
+        "samples.png",
+        "curves.png",
+        "curves.svg",
+        "config.toml",
+    ] {
         assert!(straight.join(f).is_file(), "{f} missing");
     }
     // Two epochs, then --resume to four: the same numbers as four epochs straight.
     let resumed = dir.path().join("resumed");
     let r = resumed.to_str().unwrap();
-    let o = fep(&["train-source", "--config", &cfg, "--out", r, "--epochs", "2"]);
+    let o = fep(&[
+        "train-source",
+        "--config",
+        &cfg,
+        "--out",
+        r,
+        "--epochs",
+        "2",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = fep(&["train-source", "--config", &cfg, "--out", r, "--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let t = json(&resumed.join("summary.json"));
     assert_eq!(s["test"], t["test"]);
     assert_eq!(s["train"], t["train"]);
-    assert_eq!(std::fs::read_to_string(resumed.join("log.jsonl")).unwrap().lines().count(), 4);
+    assert_eq!(
+        std::fs::read_to_string(resumed.join("log.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        4
+    );
     // Refuses to overwrite without --force.
     let o = fep(&["train-source", "--config", &cfg, "--out", r]);
     assert!(!o.status.success());
@@ -100,21 +145,49 @@ fn train_source_errors_name_the_file_and_the_problem() {
     let o = fep(&["train-source", "--config", "no/such.toml", "--out", out]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no/such.toml"), "{}", stderr(&o));
-    let typo = write(dir.path(), "typo.toml", &TINY_TRAIN.replace("epochs = 4", "epochz = 4"));
+    let typo = write(
+        dir.path(),
+        "typo.toml",
+        &TINY_TRAIN.replace("epochs = 4", "epochz = 4"),
+    );
     let o = fep(&["train-source", "--config", &typo, "--out", out]);
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("typo.toml") && e.contains("epochz"), "{e}");
-    let bad = write(dir.path(), "bad.toml", &TINY_TRAIN.replace("learning_rate = 3e-3", "learning_rate = -1.0"));
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        &TINY_TRAIN.replace("learning_rate = 3e-3", "learning_rate = -1.0"),
+    );
     let o = fep(&["train-source", "--config", &bad, "--out", out, "--force"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("learning_rate"), "{}", stderr(&o));
     let good = write(dir.path(), "good.toml", TINY_TRAIN);
-    let o = fep(&["train-source", "--config", &good, "--out", &format!("{out}-none"), "--resume"]);
+    let o = fep(&[
+        "train-source",
+        "--config",
+        &good,
+        "--out",
+        &format!("{out}-none"),
+        "--resume",
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("checkpoint"), "{}", stderr(&o));
-    let no_data = write(dir.path(), "nodata.toml", &TINY_TRAIN.replace("kind = \"mnist\"", "kind = \"mnist\"\ndir = \"/no/such/dir\""));
-    let o = fep(&["train-source", "--config", &no_data, "--out", &format!("{out}-nodata")]);
+    let no_data = write(
+        dir.path(),
+        "nodata.toml",
+        &TINY_TRAIN.replace(
+            "kind = \"mnist\"",
+            "kind = \"mnist\"\ndir = \"/no/such/dir\"",
+        ),
+    );
+    let o = fep(&[
+        "train-source",
+        "--config",
+        &no_data,
+        "--out",
+        &format!("{out}-nodata"),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("/no/such/dir"), "{}", stderr(&o));
 }
@@ -124,7 +197,13 @@ fn short_transfer_holds_c_within_the_tolerance_at_every_converged_step() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(dir.path(), "train.toml", TINY_TRAIN);
     let src = dir.path().join("src");
-    let o = fep(&["train-source", "--config", &cfg, "--out", src.to_str().unwrap()]);
+    let o = fep(&[
+        "train-source",
+        "--config",
+        &cfg,
+        "--out",
+        src.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // Target: the same two digits drawn from the other end of the training split, so the
     // constraint is feasible within a tiny budget.
@@ -161,19 +240,37 @@ hvp = {{ kind = "finite-difference", relative_step = 1e-3 }}
     );
     let tcfg = write(dir.path(), "transfer.toml", &transfer);
     let out = dir.path().join("transfer");
-    let o = fep(&["transfer-iso-classification", "--config", &tcfg, "--out", out.to_str().unwrap()]);
+    let o = fep(&[
+        "transfer-iso-classification",
+        "--config",
+        &tcfg,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = json(&out.join("summary.json"));
-    for key in ["target_accuracy", "source_accuracy", "rate", "distortion", "classification"] {
+    for key in [
+        "target_accuracy",
+        "source_accuracy",
+        "rate",
+        "distortion",
+        "classification",
+    ] {
         assert!(s["final"][key].is_f64(), "final.{key}");
         assert!(s["baselines"]["fine_tune"][key].is_f64(), "fine_tune.{key}");
-        assert!(s["baselines"]["paper_heuristic"][key].is_f64(), "paper_heuristic.{key}");
+        assert!(
+            s["baselines"]["paper_heuristic"][key].is_f64(),
+            "paper_heuristic.{key}"
+        );
     }
     assert!(s["baselines"]["paper_heuristic"]["max_relative_drift"].is_f64());
     let c0 = s["c0"].as_f64().unwrap();
     assert!(c0 > 0.0);
     let trace = std::fs::read_to_string(out.join("trace.jsonl")).unwrap();
-    let rows: Vec<serde_json::Value> = trace.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<serde_json::Value> = trace
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(rows.len() >= 3, "start plus two steps: {}", rows.len());
     assert!((rows.last().unwrap()["t"].as_f64().unwrap() - 1.0).abs() < 1e-9);
     let mut converged = 0;
@@ -184,14 +281,41 @@ hvp = {{ kind = "finite-difference", relative_step = 1e-3 }}
             assert!(d.abs() <= 0.08 + 1e-12, "converged step drifted {d}: {r}");
         }
     }
-    assert!(converged >= 2, "{converged} converged records (the start counts)");
+    assert!(
+        converged >= 2,
+        "{converged} converged records (the start counts)"
+    );
     let unconverged = rows.len() - converged;
-    assert_eq!(s["unconverged_steps"].as_u64().unwrap() as usize, unconverged);
-    for f in ["classification.png", "rate.png", "distortion.png", "lambda.png", "gamma.png", "accuracy.png", "fine_tune.csv", "paper_heuristic.jsonl"] {
+    assert_eq!(
+        s["unconverged_steps"].as_u64().unwrap() as usize,
+        unconverged
+    );
+    for f in [
+        "classification.png",
+        "rate.png",
+        "distortion.png",
+        "lambda.png",
+        "gamma.png",
+        "accuracy.png",
+        "fine_tune.csv",
+        "paper_heuristic.jsonl",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     // A missing source checkpoint is named with the way to make one.
-    let o = fep(&["transfer-iso-classification", "--config", &tcfg, "--source", "/no/model.ckpt", "--out", &format!("{}-x", out.display())]);
+    let o = fep(&[
+        "transfer-iso-classification",
+        "--config",
+        &tcfg,
+        "--source",
+        "/no/model.ckpt",
+        "--out",
+        &format!("{}-x", out.display()),
+    ]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("/no/model.ckpt") && stderr(&o).contains("train-source"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/no/model.ckpt") && stderr(&o).contains("train-source"),
+        "{}",
+        stderr(&o)
+    );
 }

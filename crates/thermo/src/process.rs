@@ -57,6 +57,14 @@ pub struct ProcessPath {
     pub data_start: f64,
     /// Data position t at s = 1.
     pub data_end: f64,
+    /// `t(s) = t_0 + (t_1 - t_0) s^p`: p = 1 moves the data uniformly; p > 1 spends the
+    /// early steps at tiny t, where a new target must be learnt before its weight grows.
+    #[serde(default = "one")]
+    pub data_exponent: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl ProcessPath {
@@ -67,6 +75,7 @@ impl ProcessPath {
             lambda_end: b,
             data_start: 0.0,
             data_end: 0.0,
+            data_exponent: 1.0,
         }
     }
 
@@ -77,6 +86,7 @@ impl ProcessPath {
             lambda_end: b,
             data_start: 0.0,
             data_end: 1.0,
+            data_exponent: 1.0,
         }
     }
 
@@ -85,9 +95,27 @@ impl ProcessPath {
         self.lambda_start + s * (self.lambda_end - self.lambda_start)
     }
 
+    /// The same path with `t(s) = t_0 + (t_1 - t_0) s^p`.
+    pub fn with_data_exponent(mut self, p: f64) -> Self {
+        self.data_exponent = p;
+        self
+    }
+
     /// t(s).
     pub fn data(&self, s: f64) -> f64 {
-        self.data_start + s * (self.data_end - self.data_start)
+        self.data_start
+            + s.clamp(0.0, 1.0).powf(self.data_exponent) * (self.data_end - self.data_start)
+    }
+
+    /// dt/ds at s.
+    pub fn data_rate(&self, s: f64) -> f64 {
+        let p = self.data_exponent;
+        let ds = if p == 1.0 {
+            1.0
+        } else {
+            p * s.clamp(0.0, 1.0).powf(p - 1.0)
+        };
+        ds * (self.data_end - self.data_start)
     }
 
     fn moves_data(&self) -> bool {
@@ -115,6 +143,9 @@ pub struct PredictorCorrectorConfig {
     pub growth: f64,
     /// Step shrink after a failed corrector.
     pub shrink: f64,
+    /// gamma is never raised above this value (the corrector treats it as a wall).
+    #[serde(default = "unbounded")]
+    pub max_gamma: f64,
     /// When the step cannot shrink further (`min_step`), accept the last corrector iterate
     /// and flag the record (`converged = false`) instead of stopping with an error: the
     /// trace then shows honestly how far the constraint drifted.
@@ -135,7 +166,13 @@ fn unbounded() -> f64 {
 }
 
 /// The largest factor in (0, 1] that keeps a move `(dgamma, dtheta)` inside the trust region.
-fn trust_scale(cfg: &PredictorCorrectorConfig, gamma: f64, dgamma: f64, theta: &[f64], dtheta: &[f64]) -> f64 {
+fn trust_scale(
+    cfg: &PredictorCorrectorConfig,
+    gamma: f64,
+    dgamma: f64,
+    theta: &[f64],
+    dtheta: &[f64],
+) -> f64 {
     let mut scale: f64 = 1.0;
     let g_cap = cfg.max_relative_gamma_step * gamma.abs().max(1.0);
     if dgamma.abs() > g_cap {
@@ -164,6 +201,7 @@ impl Default for PredictorCorrectorConfig {
             max_relative_gamma_step: f64::INFINITY,
             max_relative_theta_step: f64::INFINITY,
             accept_unconverged: false,
+            max_gamma: f64::INFINITY,
         }
     }
 }
@@ -392,7 +430,7 @@ fn tangent<S: ThermodynamicSystem + ?Sized>(
 ) -> Result<Tangent> {
     let sol = ift_sensitivities(system, m, ift)?;
     let lambda_rate = path.lambda_end - path.lambda_start;
-    let t_rate = path.data_end - path.data_start;
+    let t_rate = path.data_rate(s);
     // Data motion: dG_t = G_1 - G_0 and dgJ = grad J_1 - grad J_0 at fixed theta.
     let (data_delta, x_t) = if path.moves_data() {
         let t_here = path.data(s);
@@ -513,8 +551,10 @@ fn run_predictor_corrector<S: ThermodynamicSystem + ?Sized>(
         axpy(scale, &dtheta, &mut theta);
         system.set_params(&theta)?;
         system.set_data_position(path.data(s_next))?;
-        let mut trial =
-            Multipliers::new(path.lambda(s_next), m.gamma + scale * tan.gamma_rate * h);
+        let mut trial = Multipliers::new(
+            path.lambda(s_next),
+            (m.gamma + scale * tan.gamma_rate * h).min(cfg.max_gamma),
+        );
         let mut f = system.equilibrate(trial, cfg.equilibration_steps)?;
         f.check_finite(trial)?;
         let mut iterations = 0;
@@ -553,8 +593,15 @@ fn run_predictor_corrector<S: ThermodynamicSystem + ?Sized>(
                 let limit = trial.gamma.abs().max(0.1);
                 let mut delta_gamma = (-residual / slope).clamp(-0.5 * limit, limit);
                 let mut theta = system.params()?;
-                let dtheta: Vec<f64> = tan.theta_per_gamma.iter().map(|v| v * delta_gamma).collect();
-                let scale = trust_scale(cfg, trial.gamma, delta_gamma, &theta, &dtheta);
+                let dtheta: Vec<f64> = tan
+                    .theta_per_gamma
+                    .iter()
+                    .map(|v| v * delta_gamma)
+                    .collect();
+                let mut scale = trust_scale(cfg, trial.gamma, delta_gamma, &theta, &dtheta);
+                if delta_gamma > 0.0 && trial.gamma + scale * delta_gamma > cfg.max_gamma {
+                    scale = ((cfg.max_gamma - trial.gamma) / delta_gamma).max(0.0);
+                }
                 delta_gamma *= scale;
                 axpy(scale, &dtheta, &mut theta);
                 system.set_params(&theta)?;
@@ -574,7 +621,10 @@ fn run_predictor_corrector<S: ThermodynamicSystem + ?Sized>(
                 }
             }
             Some(reason) if cfg.accept_unconverged && step * cfg.shrink < cfg.min_step => {
-                warn!(s = s_next, reason, "corrector did not converge; accepting the step flagged");
+                warn!(
+                    s = s_next,
+                    reason, "corrector did not converge; accepting the step flagged"
+                );
                 s = s_next;
                 m = trial;
                 tracker.push(s, path.data(s), m, f, iterations, false, on_step);

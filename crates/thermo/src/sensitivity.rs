@@ -364,7 +364,9 @@ pub fn solve_damped<S: ThermodynamicSystem + ?Sized>(
         config.cg_tolerance,
         config.cg_max_iterations,
     )?;
-    if !solution.relative_residual.is_finite() || solution.relative_residual > config.max_accepted_residual {
+    if !solution.relative_residual.is_finite()
+        || solution.relative_residual > config.max_accepted_residual
+    {
         return Err(ThermoError::CgNotConverged {
             iterations: solution.iterations,
             residual: solution.relative_residual,
