@@ -282,6 +282,8 @@ impl<B: Backend> ResnetDecoder<B> {
 }
 
 /// The encoder of a model, by architecture.
+// Built once per model; the size of the enum does not matter (and Module is not implemented for Box).
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Encoder<B: Backend> {
     /// `mnist-small`.
@@ -319,6 +321,8 @@ impl<B: Backend> Encoder<B> {
 }
 
 /// The decoder network of a model, by architecture.
+// Built once per model; the size of the enum does not matter (and Module is not implemented for Box).
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Decoder<B: Backend> {
     /// `mnist-small`.
@@ -359,6 +363,8 @@ pub struct MlpClassifier<B: Backend> {
 }
 
 /// The classifier `c(y|z)`: logits for latents `[N, L]`.
+// Built once per model; the size of the enum does not matter (and Module is not implemented for Box).
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Classifier<B: Backend> {
     /// `W z + b`.

@@ -128,7 +128,7 @@ fn one_step(cfg: ModelConfig, data: ImageDataset, binarization: Binarization) {
     let device = dev();
     B::seed(&device, 1);
     let model = FepModel::<B>::new(&cfg, &device).unwrap();
-    let mut trainer = Trainer::new(model, config(2.0, 2.0, 1, 4, 2), device.clone()).unwrap();
+    let mut trainer = Trainer::new(model, config(2.0, 2.0, 1, 4, 2), device).unwrap();
     let before = params_of(trainer.model());
     let batch = data
         .batch::<B>(&[0, 1, 2, 3], binarization, 0, &device)
@@ -254,8 +254,7 @@ fn nan_in_the_loss_stops_with_the_step_named_and_keeps_the_checkpoint() {
     };
     let err = trainer
         .step(batch, 2.0, 2.0, 1e-3)
-        .err()
-        .expect("NaN detected");
+        .expect_err("NaN detected");
     match &err {
         ModelError::NonFinite { step, .. } => assert_eq!(*step, 2),
         other => panic!("unexpected error {other}"),

@@ -39,10 +39,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub num_z: usize,
     /// Untimed steps before each measurement.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     pub warmup: usize,
     /// Timed steps per repetition.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     pub steps: usize,
     /// Repetitions (median and spread are over these).
     #[arg(long, default_value_t = 3)]

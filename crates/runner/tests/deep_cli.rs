@@ -319,3 +319,59 @@ hvp = {{ kind = "finite-difference", relative_step = 1e-3 }}
         stderr(&o)
     );
 }
+
+#[test]
+fn bench_smoke_writes_its_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.json");
+    let o = fep(&[
+        "bench",
+        "--arch",
+        "mnist-small",
+        "--batch",
+        "8",
+        "--steps",
+        "1",
+        "--reps",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json(&path);
+    for key in [
+        "device",
+        "threads",
+        "versions",
+        "git_commit",
+        "models",
+        "data_loading_images_per_second",
+    ] {
+        assert!(!v[key].is_null(), "{key} missing in {v}");
+    }
+    let m = &v["models"][0];
+    assert_eq!(m["architecture"], "mnist-small");
+    assert!(m["train_steps_per_second"]["median"].as_f64().unwrap() > 0.0);
+    assert!(m["hvp_over_gradient"]["median"].as_f64().unwrap() > 0.0);
+    let r = dir.path().join("reference.json");
+    let o = fep(&[
+        "bench",
+        "reference",
+        "--batch",
+        "8",
+        "--steps",
+        "1",
+        "--reps",
+        "2",
+        "--warmup",
+        "0",
+        "--json",
+        r.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json(&r);
+    assert_eq!(v["steps_per_second"].as_array().unwrap().len(), 2);
+    assert_eq!(v["num_params"], 220_555);
+}

@@ -361,6 +361,7 @@ struct Tracker {
 }
 
 impl Tracker {
+    #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
         s: f64,
