@@ -30,8 +30,8 @@ pub struct DemoArgs {
     /// Config of the transfer.
     #[arg(long, default_value = "experiments/transfer-iso-classification.toml")]
     pub transfer_config: PathBuf,
-    /// Steps of the transfer path (the config's 25 take about twice as long).
-    #[arg(long, default_value_t = 10)]
+    /// Steps of the transfer path (the config's 25 take about three times as long).
+    #[arg(long, default_value_t = 8)]
     pub steps: usize,
 }
 

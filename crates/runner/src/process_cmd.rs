@@ -172,6 +172,7 @@ impl ProcessSettings {
                     max_relative_theta_step: self.max_relative_theta_step,
                     accept_unconverged: self.accept_unconverged,
                     max_gamma: self.max_gamma,
+                    min_gamma: 0.0,
                 })
             }
         }

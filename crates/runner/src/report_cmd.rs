@@ -226,8 +226,10 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         Some(s) => {
             writeln!(
                 md,
-                "C on the held-out probe of p_t held at C0 = {}; {} Adam steps of budget for every method; {}.\n",
+                "C on the held-out probe of p_t held at C0 = {}; {} path steps, t = s^{}; {} Adam steps of budget for every method; {}.\n",
                 f(&s, "c0", 4),
+                s["config"]["process"]["steps"],
+                s["config"]["process"]["data_exponent"],
                 s["budget"]["optimizer_steps"],
                 label(&s)
             )?;

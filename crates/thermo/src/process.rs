@@ -146,6 +146,9 @@ pub struct PredictorCorrectorConfig {
     /// gamma is never raised above this value (the corrector treats it as a wall).
     #[serde(default = "unbounded")]
     pub max_gamma: f64,
+    /// gamma is never lowered below this value (0: J must weigh C non-negatively).
+    #[serde(default)]
+    pub min_gamma: f64,
     /// When the step cannot shrink further (`min_step`), accept the last corrector iterate
     /// and flag the record (`converged = false`) instead of stopping with an error: the
     /// trace then shows honestly how far the constraint drifted.
@@ -202,6 +205,7 @@ impl Default for PredictorCorrectorConfig {
             max_relative_theta_step: f64::INFINITY,
             accept_unconverged: false,
             max_gamma: f64::INFINITY,
+            min_gamma: 0.0,
         }
     }
 }
@@ -554,7 +558,7 @@ fn run_predictor_corrector<S: ThermodynamicSystem + ?Sized>(
         system.set_data_position(path.data(s_next))?;
         let mut trial = Multipliers::new(
             path.lambda(s_next),
-            (m.gamma + scale * tan.gamma_rate * h).min(cfg.max_gamma),
+            (m.gamma + scale * tan.gamma_rate * h).clamp(cfg.min_gamma, cfg.max_gamma.max(cfg.min_gamma)),
         );
         let mut f = system.equilibrate(trial, cfg.equilibration_steps)?;
         f.check_finite(trial)?;
@@ -602,6 +606,9 @@ fn run_predictor_corrector<S: ThermodynamicSystem + ?Sized>(
                 let mut scale = trust_scale(cfg, trial.gamma, delta_gamma, &theta, &dtheta);
                 if delta_gamma > 0.0 && trial.gamma + scale * delta_gamma > cfg.max_gamma {
                     scale = ((cfg.max_gamma - trial.gamma) / delta_gamma).max(0.0);
+                }
+                if delta_gamma < 0.0 && trial.gamma + scale * delta_gamma < cfg.min_gamma {
+                    scale = ((cfg.min_gamma - trial.gamma) / delta_gamma).max(0.0);
                 }
                 delta_gamma *= scale;
                 axpy(scale, &dtheta, &mut theta);
