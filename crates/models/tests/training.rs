@@ -36,6 +36,7 @@ fn config(lambda: f64, gamma: f64, epochs: u64, batch: usize, num_z: usize) -> T
         num_z,
         seed: 5,
         eval_batch_size: 64,
+        micro_batch: None,
     }
 }
 
@@ -346,4 +347,49 @@ fn deep_system_feeds_the_ift_estimator() {
         "parameters restored after the HVPs"
     );
     let _ = noise_tensor::<Flex>(1, 1, 1, 1, 1, 1, &dev());
+}
+
+#[test]
+fn micro_batches_give_the_same_step() {
+    let data = mnist_train().take(64);
+    let device = dev();
+    let idx: Vec<usize> = (0..64).collect();
+    let mut params = Vec::new();
+    for micro in [None, Some(16), Some(40)] {
+        B::seed(&device, 9);
+        let model =
+            FepModel::<B>::new(&ModelConfig::new(Architecture::MnistSmall), &device).unwrap();
+        let mut cfg = config(2.0, 2.0, 1, 64, 2);
+        cfg.micro_batch = micro;
+        let mut trainer = Trainer::new(model, cfg, device).unwrap();
+        let batch = data
+            .batch::<B>(&idx, Binarization::Static, 0, &device)
+            .unwrap();
+        let report = trainer.step(batch, 2.0, 2.0, 1e-3).unwrap();
+        params.push((report.loss, params_of(trainer.model())));
+    }
+    let (loss0, p0) = &params[0];
+    for (loss, p) in &params[1..] {
+        assert!(
+            (loss - loss0).abs() < 1e-3 * loss0.abs(),
+            "{loss} vs {loss0}"
+        );
+        let max = p
+            .iter()
+            .zip(p0)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        // One Adam step moves each parameter by about the learning rate; summation order
+        // may flip the sign of a near-zero gradient, nothing more.
+        let differing = p
+            .iter()
+            .zip(p0)
+            .filter(|(a, b)| (*a - *b).abs() > 1e-6)
+            .count();
+        assert!(
+            differing < p.len() / 100,
+            "{differing} of {} parameters differ (max {max})",
+            p.len()
+        );
+    }
 }

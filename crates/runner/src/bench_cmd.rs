@@ -47,6 +47,9 @@ pub struct BenchArgs {
     /// Repetitions (median and spread are over these).
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
+    /// Forward/backward in micro-batches of this size with accumulated gradients (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub micro_batch: usize,
     /// Where to write bench.json.
     #[arg(long, default_value = "runs/bench/bench.json")]
     pub json: PathBuf,
@@ -77,6 +80,9 @@ pub struct ReferenceArgs {
     /// Output JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Forward/backward in micro-batches of this size with accumulated gradients (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub micro_batch: usize,
 }
 
 /// Architecture on the command line.
@@ -188,6 +194,7 @@ fn trainer<B: AutodiffBackend>(
     arch: Architecture,
     batch: usize,
     num_z: usize,
+    micro_batch: Option<usize>,
     device: &B::Device,
 ) -> Result<Trainer<B>> {
     B::seed(device, 1);
@@ -203,6 +210,7 @@ fn trainer<B: AutodiffBackend>(
         num_z,
         seed: 1,
         eval_batch_size: batch,
+        micro_batch,
     };
     Ok(Trainer::new(model, cfg, device.clone())?)
 }
@@ -238,7 +246,8 @@ fn time_training<B: AutodiffBackend>(
 
 fn reference<B: AutodiffBackend>(device: &B::Device, args: &ReferenceArgs) -> Result<()> {
     let arch = Architecture::MnistSmall;
-    let mut t = trainer::<B>(arch, args.batch, 1, device)?;
+    let micro = (args.micro_batch > 0).then_some(args.micro_batch);
+    let mut t = trainer::<B>(arch, args.batch, 1, micro, device)?;
     let data = images_for(arch, args.batch)?;
     let idx: Vec<usize> = (0..args.batch).collect();
     let batch = data.batch::<B>(&idx, Binarization::Static, 0, device)?;
@@ -248,6 +257,7 @@ fn reference<B: AutodiffBackend>(device: &B::Device, args: &ReferenceArgs) -> Re
         "backend": device_name::<B>(device),
         "threads": threads(),
         "batch": args.batch,
+        "micro_batch": micro,
         "steps_per_rep": args.steps,
         "steps_per_second": stat.values,
         "median_steps_per_second": stat.median,
@@ -263,8 +273,9 @@ fn reference<B: AutodiffBackend>(device: &B::Device, args: &ReferenceArgs) -> Re
         write_json(path, &value)?;
     }
     println!(
-        "reference model, batch {}: {:.2} steps/s median ({:.2}-{:.2}), {:.0} images/s, {} threads, {}",
+        "reference model, batch {} (micro-batches {:?}): {:.2} steps/s median ({:.2}-{:.2}), {:.0} images/s, {} threads, {}",
         args.batch,
+        micro,
         stat.median,
         stat.min,
         stat.max,
@@ -287,7 +298,8 @@ pub fn bench<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs) -> Result
     );
     for arch in args.arch.iter().map(|a| a.architecture()) {
         for &batch in &args.batch {
-            let mut t = trainer::<B>(arch, batch, args.num_z, device)?;
+            let micro = (args.micro_batch > 0).then_some(args.micro_batch);
+            let mut t = trainer::<B>(arch, batch, args.num_z, micro, device)?;
             let data = images_for(arch, batch)?;
             let idx: Vec<usize> = (0..batch).collect();
             let bin = binarization(arch);
@@ -365,6 +377,7 @@ pub fn bench<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs) -> Result
                 "architecture": arch.name(),
                 "batch": batch,
                 "num_z": args.num_z,
+                "micro_batch": micro,
                 "train_steps_per_second": train,
                 "train_images_per_second_median": train.median * batch as f64,
                 "eval_images_per_second": eval,

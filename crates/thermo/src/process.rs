@@ -558,7 +558,8 @@ fn run_predictor_corrector<S: ThermodynamicSystem + ?Sized>(
         system.set_data_position(path.data(s_next))?;
         let mut trial = Multipliers::new(
             path.lambda(s_next),
-            (m.gamma + scale * tan.gamma_rate * h).clamp(cfg.min_gamma, cfg.max_gamma.max(cfg.min_gamma)),
+            (m.gamma + scale * tan.gamma_rate * h)
+                .clamp(cfg.min_gamma, cfg.max_gamma.max(cfg.min_gamma)),
         );
         let mut f = system.equilibrate(trial, cfg.equilibration_steps)?;
         f.check_finite(trial)?;
