@@ -276,9 +276,9 @@ fn deep_system_feeds_the_ift_estimator() {
     let source = data.filter_classes(&[0, 1, 2, 3, 4]).take(256);
     let target = data.filter_classes(&[5, 6, 7, 8, 9]).take(256);
     let (shuffled, mut trainer) = small_run(&source);
-    trainer.config.batch_size = 64;
-    for _ in 0..2 {
-        trainer.train_epoch(&shuffled, 2, |_| {}).unwrap();
+    trainer.config.learning_rate = 3e-3;
+    for _ in 0..6 {
+        trainer.train_epoch(&shuffled, 6, |_| {}).unwrap();
     }
     let settings = EquilibrationSettings {
         learning_rate: 1e-4,
