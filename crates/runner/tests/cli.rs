@@ -241,10 +241,3 @@ fn corrupt_dataset_gives_an_error_naming_the_file() {
     assert!(e.contains("t10k-images-idx3-ubyte.gz"), "{e}");
     assert!(!e.contains("panicked"), "{e}");
 }
-
-#[test]
-fn unbuilt_commands_say_so() {
-    let o = fep(&["train-source"]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("not built yet"));
-}
