@@ -15,7 +15,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
-use fep_data::{Binarization, ImageBatch, ImageDataset, MixtureDataset};
+use fep_data::{Binarization, ImageBatch, ImageDataset};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -204,35 +204,6 @@ impl TrainingData for ShuffledImages {
         Ok(self
             .dataset
             .batch(&indices, self.binarization, epoch, device)?)
-    }
-}
-
-/// The mixture `p_t` of a source and a target set, as drawn by [`MixtureDataset`].
-#[derive(Debug, Clone)]
-pub struct MixedImages {
-    /// The mixture (its epoch is set per batch).
-    pub mixture: MixtureDataset,
-    /// Binarisation applied per epoch.
-    pub binarization: Binarization,
-}
-
-impl TrainingData for MixedImages {
-    fn len(&self) -> usize {
-        self.mixture.len()
-    }
-
-    fn batch<B: Backend>(
-        &self,
-        epoch: u64,
-        positions: &[usize],
-        device: &B::Device,
-    ) -> Result<ImageBatch<B>> {
-        if self.mixture.epoch() == epoch {
-            return Ok(self.mixture.batch(positions, self.binarization, device)?);
-        }
-        let mut m = self.mixture.clone();
-        m.set_epoch(epoch);
-        Ok(m.batch(positions, self.binarization, device)?)
     }
 }
 

@@ -10,7 +10,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use fep_data::{Binarization, Cifar10, ImageBatch, ImageDataset, Mnist, Split};
 use fep_models::checkpoint;
 use fep_models::system::{DeepSystem, EquilibrationSettings};
-use fep_models::train::{ShuffledImages, TrainConfig, Trainer, noise_tensor};
+use fep_models::train::{ShuffledImages, TrainConfig, Trainer};
 use fep_models::{Architecture, DecoderKind, FepModel, ModelConfig, ModelError, PriorKind};
 use fep_thermo::{IftConfig, Multipliers, ThermodynamicSystem, ift_sensitivities};
 
@@ -346,7 +346,6 @@ fn deep_system_feeds_the_ift_estimator() {
         theta,
         "parameters restored after the HVPs"
     );
-    let _ = noise_tensor::<Flex>(1, 1, 1, 1, 1, 1, &dev());
 }
 
 #[test]

@@ -16,7 +16,7 @@ use fep_models::system::{DeepSystem, EquilibrationSettings};
 use fep_models::train::{TrainConfig, Trainer, evaluate};
 use fep_models::{Architecture, ClassifierKind, DecoderKind, FepModel, ModelConfig, PriorKind};
 use fep_thermo::sensitivity::{HvpMethod, hessian_vector_product};
-use fep_thermo::{Multipliers, ThermodynamicSystem, Weights};
+use fep_thermo::{Multipliers, ThermodynamicSystem};
 use serde::Serialize;
 use serde_json::json;
 
@@ -361,7 +361,6 @@ pub fn bench<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs) -> Result
                     .map(|(h, g)| h / g)
                     .collect(),
             );
-            let _ = Weights::only(fep_thermo::Functional::Rate);
             println!(
                 "{:<14}{:>7}{:>10.2} ({:.2}-{:.2}){:>10.0}{:>16.0}{:>12.2}",
                 arch.name(),

@@ -437,7 +437,6 @@ fn run_traced<B: AutodiffBackend>(
 ) -> Result<(Vec<TraceRow>, f64, f64)> {
     let snapshot = prepared.system.snapshot();
     let num_z = prepared.system.trainer().config.num_z;
-    let counters = Rc::new(RefCell::new(0u64));
     let rows: Rc<RefCell<Vec<TraceRow>>> = Rc::new(RefCell::new(Vec::new()));
     let failure: Rc<RefCell<Option<anyhow::Error>>> = Rc::new(RefCell::new(None));
     let target_test = &domains.target.as_ref().unwrap_or(&domains.source).test;
@@ -449,7 +448,6 @@ fn run_traced<B: AutodiffBackend>(
         let failure = failure.clone();
         let snapshot = snapshot.clone();
         let progress = progress.clone();
-        let counters = counters.clone();
         let on_step = move |r: &StepRecord| {
             let eval = || -> Result<(f64, f64)> {
                 let s = accuracy::<B>(&snapshot, &domains.source.test, cfg, num_z, device)?;
@@ -482,7 +480,7 @@ fn run_traced<B: AutodiffBackend>(
                         target_accuracy: ta,
                         corrector_iterations: r.corrector_iterations,
                         converged: r.converged,
-                        optimizer_steps: *counters.borrow(),
+                        optimizer_steps: 0, // filled in after the run
                         wall_seconds: r.wall_seconds,
                     });
                 }
@@ -690,22 +688,41 @@ fn context_line<B: AutodiffBackend>(device: &B::Device, domains: &Domains) -> St
     )
 }
 
+/// Loads the config, the data and a fresh result directory (with the resolved config).
+fn setup(
+    args: &ProcessArgs,
+    default_config: &str,
+    default_out: &str,
+    needs_target: bool,
+) -> Result<(ProcessConfig, PathBuf, Domains)> {
+    let cfg = load_process_config(args, default_config)?;
+    if needs_target && cfg.data.target_classes.is_none() {
+        bail!("the transfer needs [data] target_classes (for example [5, 6, 7, 8, 9])");
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(default_out));
+    let domains = load_domains(&cfg.data, args.data_dir.as_deref())?;
+    prepare_out_dir(&out, args.force)?;
+    fep_data::atomic_write(
+        out.join("config.toml"),
+        toml::to_string_pretty(&cfg)?.as_bytes(),
+    )?;
+    Ok((cfg, out, domains))
+}
+
 /// `fep iso-classification` on backend B: lambda from the source's value to `lambda_end`
 /// with C held, beside the naive path with gamma fixed.
 pub fn iso_classification<B: AutodiffBackend>(
     device: &B::Device,
     args: &ProcessArgs,
 ) -> Result<()> {
-    let cfg = load_process_config(args, "experiments/iso-classification.toml")?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs/iso-classification"));
-    let domains = load_domains(&cfg.data, args.data_dir.as_deref())?;
-    prepare_out_dir(&out, args.force)?;
-    fep_data::atomic_write(
-        out.join("config.toml"),
-        toml::to_string_pretty(&cfg)?.as_bytes(),
+    let (cfg, out, domains) = setup(
+        args,
+        "experiments/iso-classification.toml",
+        "runs/iso-classification",
+        false,
     )?;
     let clock = Instant::now();
     let mut prepared = prepare::<B>(device, &cfg, &domains)?;
@@ -937,19 +954,11 @@ fn row_final(row: &TraceRow) -> serde_json::Value {
 
 /// `fep transfer-iso-classification` on backend B.
 pub fn transfer<B: AutodiffBackend>(device: &B::Device, args: &ProcessArgs) -> Result<()> {
-    let cfg = load_process_config(args, "experiments/transfer-iso-classification.toml")?;
-    if cfg.data.target_classes.is_none() {
-        bail!("the transfer needs [data] target_classes (for example [5, 6, 7, 8, 9])");
-    }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs/transfer-iso-classification"));
-    let domains = load_domains(&cfg.data, args.data_dir.as_deref())?;
-    prepare_out_dir(&out, args.force)?;
-    fep_data::atomic_write(
-        out.join("config.toml"),
-        toml::to_string_pretty(&cfg)?.as_bytes(),
+    let (cfg, out, domains) = setup(
+        args,
+        "experiments/transfer-iso-classification.toml",
+        "runs/transfer-iso-classification",
+        true,
     )?;
     let total = Instant::now();
     let mut prepared = prepare::<B>(device, &cfg, &domains)?;
