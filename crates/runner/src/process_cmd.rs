@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::backend::device_name;
-use crate::deep::{DataConfig, Domains, load_domains, read_toml};
+use crate::deep::{DataConfig, Domain, Domains, load_domains, read_toml};
 use crate::output::{prepare_out_dir, write_csv, write_json, write_jsonl};
 use crate::plot::{Chart, Mark, Series, write_chart};
 use crate::progress::bar;
@@ -35,6 +35,29 @@ pub enum IntegratorKind {
     PredictorCorrector,
     /// Tangent step then K equilibration steps (the paper's scheme).
     Euler,
+}
+
+/// The split the probe of each domain is drawn from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeSplit {
+    /// The held-out validation split: C generalises, but the equilibrium functionals are
+    /// only estimated.
+    #[default]
+    Validation,
+    /// The first examples of the training split: the functionals the objective (and so the
+    /// equilibrium surface and its sensitivities) is defined on.
+    Train,
+}
+
+impl ProbeSplit {
+    /// Words for tables and logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ProbeSplit::Validation => "held-out",
+            ProbeSplit::Train => "training",
+        }
+    }
 }
 
 /// The `[process]` section.
@@ -62,9 +85,13 @@ pub struct ProcessSettings {
     /// Newton iterations on gamma per step before the step is halved.
     #[serde(default = "default_corrector")]
     pub max_corrector_iterations: usize,
-    /// Held-out examples per domain on which C is measured and held (the probe).
+    /// Examples per domain on which C is measured and held (the probe).
     #[serde(default = "default_probe")]
     pub probe_size: usize,
+    /// Where the probe comes from: the held-out validation split (default) or the
+    /// training split (the data the equilibrium functionals are defined on).
+    #[serde(default)]
+    pub probe_split: ProbeSplit,
     /// Examples per domain of the probe used for gradients and Hessian-vector products.
     #[serde(default)]
     pub gradient_probe_size: Option<usize>,
@@ -320,6 +347,13 @@ pub struct Prepared<B: AutodiffBackend> {
     pub start: Multipliers,
 }
 
+fn probe_split(domain: &Domain, split: ProbeSplit) -> &ImageDataset {
+    match split {
+        ProbeSplit::Validation => &domain.validation,
+        ProbeSplit::Train => domain.train.as_ref(),
+    }
+}
+
 fn probe(ds: &ImageDataset, size: usize) -> ImageDataset {
     ds.take(size)
 }
@@ -364,8 +398,8 @@ pub fn prepare<B: AutodiffBackend>(
         trainer,
         domains.source.train.clone(),
         target.train.clone(),
-        &probe(&domains.source.validation, p.probe_size),
-        &probe(&target.validation, p.probe_size),
+        &probe(probe_split(&domains.source, p.probe_split), p.probe_size),
+        &probe(probe_split(target, p.probe_split), p.probe_size),
         settings,
     )?;
     system.set_gradient_probe_size(p.gradient_probe_size);
