@@ -73,7 +73,10 @@ fn permuted_copies_are_exact() {
 #[test]
 fn sliced_and_broadcast_copies_are_exact() {
     // A slice of a swapped view: offset and non-unit strides in every dimension.
-    let t = arange([4, 5, 6]).swap_dims(0, 1).narrow(0, 1, 3).narrow(2, 2, 3);
+    let t = arange([4, 5, 6])
+        .swap_dims(0, 1)
+        .narrow(0, 1, 3)
+        .narrow(2, 2, 3);
     let got = values(t);
     let mut want = Vec::new();
     for i in 1..4 {
@@ -117,7 +120,9 @@ fn convolution_gradients_match_finite_differences() {
         Some(b.clone()),
         options.clone(),
     );
-    let grads = (out * Tensor::<AD, 4>::from_inner(r.clone())).sum().backward();
+    let grads = (out * Tensor::<AD, 4>::from_inner(r.clone()))
+        .sum()
+        .backward();
     let gw = values(w.grad(&grads).unwrap());
     let gb = values(b.grad(&grads).unwrap());
     let base = loss(w0.clone(), b0.clone());
@@ -127,13 +132,19 @@ fn convolution_gradients_match_finite_differences() {
         bumped[i] += 1.0;
         let wb = Tensor::<B, 4>::from_data(TensorData::new(bumped, [4, 2, 3, 3]), &device);
         let fd = loss(wb, b0.clone()) - base;
-        assert!((fd - f64::from(*g)).abs() < 1e-3 * (1.0 + fd.abs()), "w[{i}]: {fd} vs {g}");
+        assert!(
+            (fd - f64::from(*g)).abs() < 1e-3 * (1.0 + fd.abs()),
+            "w[{i}]: {fd} vs {g}"
+        );
     }
     for (i, g) in gb.iter().enumerate() {
         let mut bumped = values(b0.clone());
         bumped[i] += 1.0;
         let bb = Tensor::<B, 1>::from_data(TensorData::new(bumped, [4]), &device);
         let fd = loss(w0.clone(), bb) - base;
-        assert!((fd - f64::from(*g)).abs() < 1e-3 * (1.0 + fd.abs()), "b[{i}]: {fd} vs {g}");
+        assert!(
+            (fd - f64::from(*g)).abs() < 1e-3 * (1.0 + fd.abs()),
+            "b[{i}]: {fd} vs {g}"
+        );
     }
 }

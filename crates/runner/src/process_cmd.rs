@@ -827,8 +827,11 @@ pub fn iso_classification<B: AutodiffBackend>(
     });
     write_json(&out.join("summary.json"), &summary)?;
     println!(
-        "iso-classification, lambda {} -> {}, C0 = {c0:.4} (probe of {} held-out examples)",
-        path.lambda_start, path.lambda_end, cfg.process.probe_size
+        "iso-classification, lambda {} -> {}, C0 = {c0:.4} (probe of {} {} examples)",
+        path.lambda_start,
+        path.lambda_end,
+        cfg.process.probe_size,
+        cfg.process.probe_split.describe()
     );
     println!(
         "{:<24}{:>12}{:>12}{:>10}{:>10}{:>10}",
@@ -1104,8 +1107,13 @@ pub fn transfer<B: AutodiffBackend>(device: &B::Device, args: &ProcessArgs) -> R
 /// Prints the transfer summary as a table.
 pub fn print_transfer_table(summary: &serde_json::Value) {
     let c0 = summary["c0"].as_f64().unwrap_or(f64::NAN);
+    let probe = match summary["config"]["process"]["probe_split"].as_str() {
+        Some("train") => ProbeSplit::Train,
+        _ => ProbeSplit::Validation,
+    }
+    .describe();
     println!(
-        "\ntransfer digits source -> target with C held at C0 = {c0:.4} (held-out probe of p_t)"
+        "\ntransfer digits source -> target with C held at C0 = {c0:.4} ({probe} probe of p_t)"
     );
     println!(
         "{:<28}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
@@ -1139,7 +1147,7 @@ pub fn print_transfer_table(summary: &serde_json::Value) {
         );
     }
     println!(
-        "(R, D, C on the target test set; drift measured on the held-out probe of p_t along the path)"
+        "(R, D, C on the target test set; drift measured on the {probe} probe of p_t along the path)"
     );
 }
 
@@ -1205,5 +1213,17 @@ mod tests {
         assert!(cfg.process.validate().is_err());
         let unknown = text.replace("seed = 3", "seed = 3\nsteps_typo = 4");
         assert!(toml::from_str::<ProcessConfig>(&unknown).is_err());
+        // The probe comes from the held-out split unless the config asks for the training one.
+        assert_eq!(cfg_probe(text), Some(ProbeSplit::Validation));
+        let train = text.replace("seed = 3", "seed = 3\nprobe_split = \"train\"");
+        assert_eq!(cfg_probe(&train), Some(ProbeSplit::Train));
+        let typo = text.replace("seed = 3", "seed = 3\nprobe_split = \"test\"");
+        assert_eq!(cfg_probe(&typo), None, "the test split is never a probe");
+    }
+
+    fn cfg_probe(text: &str) -> Option<ProbeSplit> {
+        toml::from_str::<ProcessConfig>(text)
+            .ok()
+            .map(|c| c.process.probe_split)
     }
 }
