@@ -91,8 +91,13 @@ macro_rules! dispatch_autodiff {
             $crate::backend::BackendChoice::Cuda => {
                 #[cfg(feature = "cuda")]
                 {
-                    let device = burn::backend::cuda::CudaDevice::new(device_index);
-                    $($func)::+::<burn::backend::Autodiff<burn::backend::Cuda>>(&device, $($arg),*)
+                    match $crate::backend::ensure_cuda_driver() {
+                        Err(e) => Err(e),
+                        Ok(()) => {
+                            let device = burn::backend::cuda::CudaDevice::new(device_index);
+                            $($func)::+::<burn::backend::Autodiff<burn::backend::Cuda>>(&device, $($arg),*)
+                        }
+                    }
                 }
                 #[cfg(not(feature = "cuda"))]
                 {
@@ -101,6 +106,70 @@ macro_rules! dispatch_autodiff {
             }
         }
     }};
+}
+
+/// The CUDA backend loads the driver library at run time and panics (in a worker thread)
+/// when there is none; look for it first so that the user gets an error instead. On Linux
+/// the library is searched in `LD_LIBRARY_PATH`, the folders of `/etc/ld.so.conf.d` and the
+/// usual system folders; `FEP_CUDA_PROBE=off` skips the search.
+#[cfg(feature = "cuda")]
+pub fn ensure_cuda_driver() -> anyhow::Result<()> {
+    if !cfg!(target_os = "linux") || std::env::var("FEP_CUDA_PROBE").as_deref() == Ok("off") {
+        return Ok(());
+    }
+    let dirs = cuda_library_dirs();
+    if dirs.iter().any(|dir| holds_cuda_driver(dir)) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--backend cuda: the NVIDIA driver library (libcuda.so) was not found in LD_LIBRARY_PATH, \
+         /etc/ld.so.conf.d or the system library folders; install the NVIDIA driver, add its \
+         folder to LD_LIBRARY_PATH (or set FEP_CUDA_PROBE=off if it is there after all), or use \
+         --backend flex"
+    )
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_library_dirs() -> Vec<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let mut dirs: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    if let Ok(entries) = std::fs::read_dir("/etc/ld.so.conf.d") {
+        for entry in entries.flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                dirs.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| l.starts_with('/'))
+                        .map(PathBuf::from),
+                );
+            }
+        }
+    }
+    for dir in [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+        "/lib/x86_64-linux-gnu",
+        "/lib64",
+        "/usr/local/cuda/lib64",
+        "/usr/local/cuda/compat",
+        "/usr/lib/wsl/lib",
+    ] {
+        dirs.push(PathBuf::from(dir));
+    }
+    dirs
+}
+
+#[cfg(feature = "cuda")]
+fn holds_cuda_driver(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("libcuda.so"))
+    })
 }
 
 /// Human-readable name of a device of backend B.
