@@ -347,15 +347,12 @@ pub struct Prepared<B: AutodiffBackend> {
     pub start: Multipliers,
 }
 
-fn probe_split(domain: &Domain, split: ProbeSplit) -> &ImageDataset {
+/// The first `size` examples of the domain's split that `split` names.
+fn probe(domain: &Domain, split: ProbeSplit, size: usize) -> ImageDataset {
     match split {
-        ProbeSplit::Validation => &domain.validation,
-        ProbeSplit::Train => domain.train.as_ref(),
+        ProbeSplit::Validation => domain.validation.take(size),
+        ProbeSplit::Train => domain.train.take(size),
     }
-}
-
-fn probe(ds: &ImageDataset, size: usize) -> ImageDataset {
-    ds.take(size)
 }
 
 /// Loads the source checkpoint into a [`DeepSystem`] on the configured data.
@@ -398,8 +395,8 @@ pub fn prepare<B: AutodiffBackend>(
         trainer,
         domains.source.train.clone(),
         target.train.clone(),
-        &probe(probe_split(&domains.source, p.probe_split), p.probe_size),
-        &probe(probe_split(target, p.probe_split), p.probe_size),
+        &probe(&domains.source, p.probe_split, p.probe_size),
+        &probe(target, p.probe_split, p.probe_size),
         settings,
     )?;
     system.set_gradient_probe_size(p.gradient_probe_size);
@@ -1107,11 +1104,10 @@ pub fn transfer<B: AutodiffBackend>(device: &B::Device, args: &ProcessArgs) -> R
 /// Prints the transfer summary as a table.
 pub fn print_transfer_table(summary: &serde_json::Value) {
     let c0 = summary["c0"].as_f64().unwrap_or(f64::NAN);
-    let probe = match summary["config"]["process"]["probe_split"].as_str() {
-        Some("train") => ProbeSplit::Train,
-        _ => ProbeSplit::Validation,
-    }
-    .describe();
+    let probe =
+        serde_json::from_value::<ProbeSplit>(summary["config"]["process"]["probe_split"].clone())
+            .unwrap_or_default()
+            .describe();
     println!(
         "\ntransfer digits source -> target with C held at C0 = {c0:.4} ({probe} probe of p_t)"
     );
