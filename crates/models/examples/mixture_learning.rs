@@ -6,8 +6,10 @@
 //!
 //! ```sh
 //! cargo run --release -p fep-models --example mixture_learning -- \
-//!     runs/train-source/checkpoint.ckpt T GAMMA LEARNING_RATE STEPS [BATCH]
+//!     runs/train-source/checkpoint.ckpt T GAMMA LEARNING_RATE STEPS [BATCH] [LAMBDA]
 //! ```
+//!
+//! LAMBDA defaults to the checkpoint's.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 5 {
         return Err(
-            "usage: mixture_learning CHECKPOINT T GAMMA LEARNING_RATE STEPS [BATCH]".into(),
+            "usage: mixture_learning CHECKPOINT T GAMMA LEARNING_RATE STEPS [BATCH] [LAMBDA]".into(),
         );
     }
     let checkpoint_path = PathBuf::from(&args[0]);
@@ -54,7 +56,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = header.train.clone();
     cfg.learning_rate = lr;
     cfg.batch_size = batch;
-    let lambda = cfg.lambda;
+    // An optional 7th argument overrides the source's lambda.
+    let lambda: f64 = args.get(6).map(|l| l.parse()).transpose()?.unwrap_or(cfg.lambda);
     let trainer = Trainer::new(model, cfg, device)?;
     let settings = EquilibrationSettings {
         learning_rate: lr,

@@ -226,7 +226,12 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         Some(s) => {
             writeln!(
                 md,
-                "C on the held-out probe of p_t held at C0 = {}; {} path steps, t = s^{}; {} Adam steps of budget for every method; {}.\n",
+                "C on the {} probe of p_t held at C0 = {}; {} path steps, t = s^{}; {} Adam steps of budget for every method; {}.\n",
+                if s["config"]["process"]["probe_split"] == "train" {
+                    "training-split"
+                } else {
+                    "held-out"
+                },
                 f(&s, "c0", 4),
                 s["config"]["process"]["steps"],
                 s["config"]["process"]["data_exponent"],
@@ -349,7 +354,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         "- Equilibrium is approximate: each point is the tail average of a finite number of Adam steps, not the minimiser of J; functionals carry optimisation error and SGD noise of the order of the corrector tolerance.\n\
          - Sensitivities come from truncated conjugate gradients on a damped, subsampled Hessian (finite-difference products); the predictor is therefore rough and a trust region caps it. The corrector, not the tangent, holds the constraint.\n\
          - The surface checks (monotonicity, Maxwell, concavity, first law) hold exactly on the exact model (docs/THEORY.md); on deep models their residuals measure how far training is from equilibrium.\n\
-         - Transfer: the target digits are unseen at t = 0. Holding C on p_t needs them learnt while their weight t is small, so the path spends its first steps at tiny t (t = s^3); where the corrector could not meet the tolerance within its iterations the step is accepted and flagged, and the drift is reported, not hidden. On this CPU budget C is not held within a few percent: the target is learnt at a rate roughly proportional to its weight t, far too slowly for the tiny C0 (measurements in docs/DEEP_MODELS.md, \"why C is not held\").\n"
+         - Transfer: the target digits are unseen at t = 0. Holding C on p_t needs them learnt while their weight t is small, so the path spends its first steps at tiny t (t = s^3); where the corrector could not meet the tolerance within its iterations the step is accepted and flagged, and the drift is reported, not hidden. The corrector raises gamma (up to max_gamma) as the target's weight grows. The classifier on z is linear, as in the authors' code: with a one-hidden-layer classifier the source reaches a much smaller C0, and the unseen digits are then learnt far too slowly at small t for C to be held (measurements in docs/DEEP_MODELS.md).\n"
     )?;
     fep_data::atomic_write(&args.out, md.as_bytes())?;
     println!(

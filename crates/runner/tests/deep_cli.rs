@@ -193,7 +193,7 @@ fn train_source_errors_name_the_file_and_the_problem() {
 }
 
 #[test]
-fn short_transfer_holds_c_within_the_tolerance_at_every_converged_step() {
+fn short_transfer_holds_c_within_five_percent_at_every_step() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(dir.path(), "train.toml", TINY_TRAIN);
     let src = dir.path().join("src");
@@ -224,8 +224,8 @@ steps = 2
 equilibration_steps = 16
 learning_rate = 5e-4
 batch_size = 32
-relative_tolerance = 0.08
-max_corrector_iterations = 4
+relative_tolerance = 0.04
+max_corrector_iterations = 6
 probe_size = 48
 gradient_probe_size = 24
 seed = 4
@@ -273,23 +273,14 @@ hvp = {{ kind = "finite-difference", relative_step = 1e-3 }}
         .collect();
     assert!(rows.len() >= 3, "start plus two steps: {}", rows.len());
     assert!((rows.last().unwrap()["t"].as_f64().unwrap() - 1.0).abs() < 1e-9);
-    let mut converged = 0;
+    // The bound: C on p_t within 5% of C0 at every step (the corrector aims at 4%).
     for r in &rows {
-        if r["converged"].as_bool().unwrap() {
-            converged += 1;
-            let d = r["relative_drift"].as_f64().unwrap();
-            assert!(d.abs() <= 0.08 + 1e-12, "converged step drifted {d}: {r}");
-        }
+        let d = r["relative_drift"].as_f64().unwrap();
+        assert!(d.abs() <= 0.05, "step drifted {d}: {r}");
+        assert!(r["converged"].as_bool().unwrap(), "{r}");
     }
-    assert!(
-        converged >= 2,
-        "{converged} converged records (the start counts)"
-    );
-    let unconverged = rows.len() - converged;
-    assert_eq!(
-        s["unconverged_steps"].as_u64().unwrap() as usize,
-        unconverged
-    );
+    assert!((s["max_relative_drift"].as_f64().unwrap()) <= 0.05);
+    assert_eq!(s["unconverged_steps"].as_u64().unwrap(), 0);
     for f in [
         "classification.png",
         "rate.png",
