@@ -27,7 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 5 {
         return Err(
-            "usage: mixture_learning CHECKPOINT T GAMMA LEARNING_RATE STEPS [BATCH] [LAMBDA]".into(),
+            "usage: mixture_learning CHECKPOINT T GAMMA LEARNING_RATE STEPS [BATCH] [LAMBDA]"
+                .into(),
         );
     }
     let checkpoint_path = PathBuf::from(&args[0]);
@@ -57,7 +58,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.learning_rate = lr;
     cfg.batch_size = batch;
     // An optional 7th argument overrides the source's lambda.
-    let lambda: f64 = args.get(6).map(|l| l.parse()).transpose()?.unwrap_or(cfg.lambda);
+    let lambda: f64 = args
+        .get(6)
+        .map(|l| l.parse())
+        .transpose()?
+        .unwrap_or(cfg.lambda);
     let trainer = Trainer::new(model, cfg, device)?;
     let settings = EquilibrationSettings {
         learning_rate: lr,

@@ -40,9 +40,12 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     /// How to draw it.
     pub mark: Mark,
-    /// Index into the palette.
+    /// Index into the palette, or [`GUIDE_COLOR`] for reference lines.
     pub color: usize,
 }
+
+/// The colour of reference lines (bands, targets): dark grey, distinct from every series.
+pub const GUIDE_COLOR: usize = usize::MAX;
 
 /// A chart: title, axis labels and series.
 #[derive(Debug, Clone)]
@@ -106,7 +109,11 @@ where
         .draw()
         .map_err(|e| anyhow!("{e:?}"))?;
     for s in &chart.series {
-        let color = Palette99::pick(s.color).to_rgba();
+        let color = if s.color == GUIDE_COLOR {
+            RGBColor(80, 80, 80).to_rgba()
+        } else {
+            Palette99::pick(s.color).to_rgba()
+        };
         let pts: Vec<(f64, f64)> = s
             .points
             .iter()

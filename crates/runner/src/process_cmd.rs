@@ -24,7 +24,7 @@ use serde_json::json;
 use crate::backend::device_name;
 use crate::deep::{DataConfig, Domain, Domains, load_domains, read_toml};
 use crate::output::{prepare_out_dir, write_csv, write_json, write_jsonl};
-use crate::plot::{Chart, Mark, Series, write_chart};
+use crate::plot::{Chart, GUIDE_COLOR, Mark, Series, write_chart};
 use crate::progress::bar;
 
 /// Which integrator drives the process.
@@ -638,7 +638,7 @@ fn write_trace_charts(
                         (x1, c0 * (1.0 + sign * band)),
                     ],
                     mark: Mark::Line,
-                    color: 7,
+                    color: GUIDE_COLOR,
                 });
             }
         }

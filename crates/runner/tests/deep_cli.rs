@@ -195,7 +195,13 @@ fn train_source_errors_name_the_file_and_the_problem() {
 #[test]
 fn short_transfer_holds_c_within_five_percent_at_every_step() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write(dir.path(), "train.toml", TINY_TRAIN);
+    // A source near its equilibrium (16 epochs): from an under-trained one C falls with any
+    // further training, whatever gamma, and no multiplier can hold it.
+    let cfg = write(
+        dir.path(),
+        "train.toml",
+        &TINY_TRAIN.replace("epochs = 4", "epochs = 16"),
+    );
     let src = dir.path().join("src");
     let o = fep(&[
         "train-source",
