@@ -129,9 +129,11 @@ where
             ),
         }
         .map_err(|e| anyhow!("{e:?}"))?;
-        anno.label(s.label.clone()).legend(move |(x, y)| {
-            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-        });
+        if !s.label.is_empty() {
+            anno.label(s.label.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+            });
+        }
     }
     ctx.configure_series_labels()
         .background_style(WHITE.mix(0.85))
