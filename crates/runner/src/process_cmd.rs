@@ -58,6 +58,12 @@ impl ProbeSplit {
             ProbeSplit::Train => "training",
         }
     }
+
+    /// The split recorded in a process's `summary.json` (the default where absent).
+    pub fn of_summary(summary: &serde_json::Value) -> Self {
+        serde_json::from_value(summary["config"]["process"]["probe_split"].clone())
+            .unwrap_or_default()
+    }
 }
 
 /// The `[process]` section.
@@ -1104,10 +1110,7 @@ pub fn transfer<B: AutodiffBackend>(device: &B::Device, args: &ProcessArgs) -> R
 /// Prints the transfer summary as a table.
 pub fn print_transfer_table(summary: &serde_json::Value) {
     let c0 = summary["c0"].as_f64().unwrap_or(f64::NAN);
-    let probe =
-        serde_json::from_value::<ProbeSplit>(summary["config"]["process"]["probe_split"].clone())
-            .unwrap_or_default()
-            .describe();
+    let probe = ProbeSplit::of_summary(summary).describe();
     println!(
         "\ntransfer digits source -> target with C held at C0 = {c0:.4} ({probe} probe of p_t)"
     );

@@ -8,6 +8,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::Value;
 
+use crate::process_cmd::ProbeSplit;
+
 /// `fep report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -227,11 +229,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
             writeln!(
                 md,
                 "C on the {} probe of p_t held at C0 = {}; {} path steps, t = s^{}; {} Adam steps of budget for every method; {}.\n",
-                if s["config"]["process"]["probe_split"] == "train" {
-                    "training-split"
-                } else {
-                    "held-out"
-                },
+                ProbeSplit::of_summary(&s).describe(),
                 f(&s, "c0", 4),
                 s["config"]["process"]["steps"],
                 s["config"]["process"]["data_exponent"],
