@@ -66,7 +66,7 @@ impl<B: Backend> ModuleMapper<B> for Load<'_> {
 pub fn load_params<B: Backend, M: Module<B>>(module: M, theta: &[f64]) -> Result<M> {
     let expected = module.num_params();
     if theta.len() != expected {
-        return Err(ThermoError::Model(format!(
+        return Err(ThermoError::model(format!(
             "parameter vector has {} entries but the module has {expected} parameters",
             theta.len()
         )));
@@ -78,8 +78,8 @@ pub fn load_params<B: Backend, M: Module<B>>(module: M, theta: &[f64]) -> Result
     };
     let module = module.map(&mut mapper);
     if mapper.overflow || mapper.offset != theta.len() {
-        return Err(ThermoError::Model(
-            "parameter vector does not match the module's float parameters".into(),
+        return Err(ThermoError::model(
+            "parameter vector does not match the module's float parameters",
         ));
     }
     Ok(module)

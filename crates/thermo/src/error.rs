@@ -51,9 +51,27 @@ pub enum ThermoError {
         /// Final relative residual.
         residual: f64,
     },
+    /// A surface grid could not be assembled from its cells (duplicates, foreign or
+    /// missing points); the message names the offending points.
+    #[error("{0}")]
+    Grid(String),
+    /// A shard specification `i/n` could not be parsed.
+    #[error("{0}")]
+    Shard(String),
+    /// A least-squares system has no unique solution.
+    #[error("singular least-squares fit: {0}")]
+    SingularFit(String),
     /// The model reported an error of its own.
     #[error("model error: {0}")]
-    Model(String),
+    Model(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ThermoError {
+    /// A model error from anything that converts into a boxed error (a message, or an
+    /// error of the model's own type, kept as the source).
+    pub fn model(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        ThermoError::Model(error.into())
+    }
 }
 
 /// Result alias of this crate.

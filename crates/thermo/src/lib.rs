@@ -6,22 +6,29 @@
 //! `C = E[-log c(y|z)]`. Minimising `J = R + lambda D + gamma C` lands on the
 //! equilibrium surface with free energy `F(lambda, gamma) = min J`, which is concave,
 //! with `dF/dlambda = D`, `dF/dgamma = C` and the Maxwell relation
-//! `dD/dgamma = dC/dlambda`.
+//! `dD/dgamma = dC/dlambda` (docs/THEORY.md).
 //!
 //! This crate speaks in the [`ThermodynamicSystem`] trait: any model that reports
 //! R, D, C and their gradients and can relax towards equilibrium. On top of it:
 //! - [`sensitivity`]: susceptibilities by the implicit function theorem (conjugate
 //!   gradients on Hessian-vector products) and by finite differences on the surface;
 //! - [`process`]: quasi-static processes (iso-classification, iso-distortion,
-//!   iso-rate, transfer along a data path) by the paper's Euler scheme and by a
-//!   predictor-corrector continuation;
-//! - [`surface`]: equilibrium points and the measured residuals of the identities;
+//!   iso-rate, fixed gamma, transfer along a data path) as a [`Continuation`] of a
+//!   predictor, a corrector and a step control, run step by step by a [`Process`]
+//!   iterator; the paper's Euler scheme is [`Continuation::euler`];
+//! - [`surface`]: equilibrium points on a grid, sweeping a system over it in shards,
+//!   the measured residuals of the thermodynamic identities and a quadratic fit;
+//! - [`quadratic`]: a toy system with closed forms (quadratic R, D, C), for tests and
+//!   exploration;
 //! - [`exact`]: the linear-Gaussian model, in closed form and as a Burn model.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod burn_params;
 pub mod error;
 pub mod exact;
 pub mod process;
+pub mod quadratic;
 pub mod sensitivity;
 pub mod surface;
 pub mod system;
@@ -29,12 +36,18 @@ pub mod vector;
 
 pub use error::{Result, ThermoError};
 pub use process::{
-    Constraint, EulerConfig, Integrator, PredictorCorrectorConfig, ProcessPath, ProcessResult,
-    StepRecord, run_process,
+    AdaptiveStep, Constraint, ConstraintKind, Continuation, Correction, Corrector, EulerConfig,
+    FixedGamma, GammaBounds, Integrator, IntegratorKind, IsoClassification, IsoDistortion, IsoRate,
+    NewtonSecant, Predictor, PredictorCorrectorConfig, Process, ProcessPath, ProcessResult,
+    StepControl, StepRecord, Tangent, TrustRegion, run_process,
 };
+pub use quadratic::{QuadraticSystem, QuadraticTerm};
 pub use sensitivity::{
     HvpMethod, IftConfig, IftSolution, Sensitivities, SurfaceDifferenceConfig, ift_sensitivities,
-    newton_equilibrate, surface_difference_sensitivities,
+    surface_difference_sensitivities,
 };
-pub use surface::{CheckSummary, SurfaceChecks, SurfaceGrid, SurfacePoint};
+pub use surface::{
+    CheckSummary, GridCell, GridSpec, QuadraticFit, Shard, SurfaceChecks, SurfaceGrid,
+    SurfacePoint, Sweep, assemble_grid, shard_points, snake_order,
+};
 pub use system::{Functional, Functionals, Multipliers, ThermodynamicSystem, Weights};

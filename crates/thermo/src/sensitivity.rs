@@ -53,7 +53,8 @@ impl Sensitivities {
     }
 }
 
-/// How Hessian-vector products are formed.
+/// How Hessian-vector products are formed (one scheme today; the enum keeps the
+/// `kind = "finite-difference"` tag of the configuration files).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum HvpMethod {
@@ -63,9 +64,6 @@ pub enum HvpMethod {
         /// Step relative to the parameter norm.
         relative_step: f64,
     },
-    /// The system's own exact product (double backward); falls back to finite
-    /// differences where the system has none.
-    Exact,
 }
 
 /// Settings of the implicit-function-theorem estimator.
@@ -116,15 +114,7 @@ pub fn hessian_vector_product<S: ThermodynamicSystem + ?Sized>(
     v: &[f64],
     method: HvpMethod,
 ) -> Result<Vec<f64>> {
-    let relative_step = match method {
-        HvpMethod::Exact => {
-            if let Some(result) = system.exact_hessian_vector_product(multipliers, v) {
-                return result;
-            }
-            HvpMethod::default_relative_step()
-        }
-        HvpMethod::FiniteDifference { relative_step } => relative_step,
-    };
+    let HvpMethod::FiniteDifference { relative_step } = method;
     let v_norm = norm(v);
     if v_norm == 0.0 {
         return Ok(vec![0.0; v.len()]);
@@ -145,12 +135,6 @@ pub fn hessian_vector_product<S: ThermodynamicSystem + ?Sized>(
         .zip(&gm)
         .map(|(a, b)| (a - b) / (2.0 * h))
         .collect())
-}
-
-impl HvpMethod {
-    fn default_relative_step() -> f64 {
-        1e-3
-    }
 }
 
 /// Solution of `(H + delta I) x = b` by conjugate gradients.
@@ -253,23 +237,6 @@ pub struct IftSolution {
     pub cg_iterations: usize,
     /// Worst relative CG residual of the two solves.
     pub cg_residual: f64,
-}
-
-impl IftSolution {
-    /// The gradient of a functional at the point; for the rate it uses the
-    /// stationarity `grad R = -lambda grad D - gamma grad C` of the equilibrium.
-    pub fn gradient_of(&self, which: Functional, m: Multipliers) -> Vec<f64> {
-        match which {
-            Functional::Distortion => self.grad_distortion.clone(),
-            Functional::Classification => self.grad_classification.clone(),
-            Functional::Rate => self
-                .grad_distortion
-                .iter()
-                .zip(&self.grad_classification)
-                .map(|(d, c)| -m.lambda * d - m.gamma * c)
-                .collect(),
-        }
-    }
 }
 
 /// Sensitivities by the implicit function theorem: `dD/dlambda = -gD' H^-1 gD`,
@@ -426,58 +393,4 @@ pub fn surface_difference_sensitivities<S: ThermodynamicSystem + ?Sized>(
         dD_dgamma: (gp.distortion - gm.distortion) / (2.0 * dg),
         dC_dgamma: (gp.classification - gm.classification) / (2.0 * dg),
     })
-}
-
-/// Newton-CG relaxation towards equilibrium: `theta <- theta - (H + delta I)^-1 grad J`,
-/// repeated `iterations` times, each step halved while it does not lower J (a
-/// backtracking safeguard). Converges quadratically near a minimum of a smooth,
-/// deterministic J, which first-order optimisers approach only slowly; the
-/// precision floor is that of the gradients. Returns the functionals at the end.
-pub fn newton_equilibrate<S: ThermodynamicSystem + ?Sized>(
-    system: &mut S,
-    multipliers: Multipliers,
-    iterations: usize,
-    config: &IftConfig,
-) -> Result<Functionals> {
-    let weights = multipliers.lagrangian_weights();
-    let (mut f, mut grad) = system.gradient(weights)?;
-    for _ in 0..iterations {
-        let theta = system.params()?;
-        let j0 = f.lagrangian(multipliers);
-        let scale = {
-            let gg = dot(&grad, &grad);
-            if gg == 0.0 {
-                break;
-            }
-            let hg = hessian_vector_product(system, multipliers, &grad, config.hvp)?;
-            (dot(&grad, &hg) / gg).abs()
-        };
-        let damping = config.relative_damping * scale.max(f64::MIN_POSITIVE);
-        let step = conjugate_gradients(
-            |v| hessian_vector_product(system, multipliers, v, config.hvp),
-            &grad,
-            damping,
-            config.cg_tolerance,
-            config.cg_max_iterations,
-        )?;
-        let mut alpha = 1.0;
-        let mut accepted = false;
-        for _ in 0..8 {
-            system.set_params(&add_scaled(&theta, -alpha, &step.x))?;
-            let (f_new, g_new) = system.gradient(weights)?;
-            if f_new.lagrangian(multipliers) <= j0 {
-                f = f_new;
-                grad = g_new;
-                accepted = true;
-                break;
-            }
-            alpha *= 0.5;
-        }
-        if !accepted {
-            system.set_params(&theta)?;
-            break;
-        }
-    }
-    f.check_finite(multipliers)?;
-    Ok(f)
 }

@@ -52,6 +52,25 @@ impl Functionals {
         w.rate * self.rate + w.distortion * self.distortion + w.classification * self.classification
     }
 
+    /// The mixture `(1 - t) a + t b`, entry by entry (functionals are linear in the
+    /// data distribution at fixed parameters, so this is their value on `p_t`).
+    pub fn mix(t: f64, a: &Functionals, b: &Functionals) -> Functionals {
+        Functionals {
+            rate: (1.0 - t) * a.rate + t * b.rate,
+            distortion: (1.0 - t) * a.distortion + t * b.distortion,
+            classification: (1.0 - t) * a.classification + t * b.classification,
+        }
+    }
+
+    /// The difference `self - other`, entry by entry.
+    pub fn sub(&self, other: &Functionals) -> Functionals {
+        Functionals {
+            rate: self.rate - other.rate,
+            distortion: self.distortion - other.distortion,
+            classification: self.classification - other.classification,
+        }
+    }
+
     /// The functional a constraint acts on.
     pub fn get(&self, which: Functional) -> f64 {
         match which {
@@ -158,14 +177,4 @@ pub trait ThermodynamicSystem {
     /// Take `steps` optimiser steps on `J = R + lambda D + gamma C` on p_t and
     /// return the functionals afterwards.
     fn equilibrate(&mut self, multipliers: Multipliers, steps: usize) -> Result<Functionals>;
-
-    /// An exact Hessian-vector product `(hess J) v`, where the model can provide one
-    /// (for example by double backward). `None` selects finite differences of gradients.
-    fn exact_hessian_vector_product(
-        &mut self,
-        _multipliers: Multipliers,
-        _v: &[f64],
-    ) -> Option<Result<Vec<f64>>> {
-        None
-    }
 }

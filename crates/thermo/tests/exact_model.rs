@@ -1,14 +1,14 @@
 //! The thermodynamics crate against the closed forms of the linear-Gaussian model
-//! (DESIGN.md section 6), on random positive definite covariances and random W.
+//! (docs/THEORY.md, section "The exact linear-Gaussian model"), on random positive definite covariances and random W.
 
 mod common;
 
 use common::{B, example_config, random_config};
 use fep_thermo::exact::{ClosedForm, ExactSystem, JointMoments, transfer_gamma};
 use fep_thermo::{
-    Constraint, EulerConfig, IftConfig, Integrator, Multipliers, PredictorCorrectorConfig,
-    ProcessPath, SurfaceDifferenceConfig, ThermodynamicSystem, ift_sensitivities, run_process,
-    surface_difference_sensitivities,
+    ConstraintKind, Continuation, EulerConfig, IftConfig, Integrator, Multipliers,
+    PredictorCorrectorConfig, ProcessPath, SurfaceDifferenceConfig, ThermodynamicSystem,
+    ift_sensitivities, run_process, surface_difference_sensitivities,
 };
 
 fn closed_form(config: &fep_thermo::exact::ExactConfig) -> ClosedForm {
@@ -210,9 +210,8 @@ fn iso_classification_follows_the_exact_path() {
             &mut system,
             start,
             &path,
-            Constraint::ISO_CLASSIFICATION,
-            &Integrator::PredictorCorrector(pc),
-            &IftConfig::default(),
+            ConstraintKind::IsoClassification,
+            &Continuation::predictor_corrector(&pc, IftConfig::default()),
             |_| {},
         )
         .unwrap();
@@ -225,7 +224,7 @@ fn iso_classification_follows_the_exact_path() {
         assert!((result.records.last().unwrap().lambda - 0.5).abs() < 1e-9);
         for r in &result.records {
             assert!(
-                ((r.classification - c0) / c0).abs() <= 1e-3,
+                ((r.functionals.classification - c0) / c0).abs() <= 1e-3,
                 "drift at {r:?}"
             );
             let gamma_exact = cf.gamma_for_classification(r.lambda, c0).unwrap();
@@ -245,16 +244,19 @@ fn iso_classification_follows_the_exact_path() {
             result.first_law_residual()
         );
         // Along iso-classification R' = -lambda D': R rises while D falls... or the reverse.
-        assert!((last.rate - first.rate) * (last.distortion - first.distortion) < 0.0);
+        assert!(
+            (last.functionals.rate - first.functionals.rate)
+                * (last.functionals.distortion - first.functionals.distortion)
+                < 0.0
+        );
 
         system.set_params(&theta0).unwrap();
         let euler = run_process(
             &mut system,
             start,
             &path,
-            Constraint::ISO_CLASSIFICATION,
-            &Integrator::Euler(EulerConfig::default()),
-            &IftConfig::default(),
+            ConstraintKind::IsoClassification,
+            &Integrator::Euler(EulerConfig::default()).continuation(IftConfig::default()),
             |_| {},
         )
         .unwrap();
@@ -273,9 +275,8 @@ fn iso_classification_follows_the_exact_path() {
             &mut system,
             start,
             &path,
-            Constraint::FixedGamma,
-            &Integrator::Euler(EulerConfig::default()),
-            &IftConfig::default(),
+            ConstraintKind::FixedGamma,
+            &Integrator::Euler(EulerConfig::default()).continuation(IftConfig::default()),
             |_| {},
         )
         .unwrap();
@@ -303,9 +304,8 @@ fn transfer_follows_the_exact_transfer_path() {
         &mut system,
         start,
         &path,
-        Constraint::ISO_CLASSIFICATION,
-        &Integrator::PredictorCorrector(pc),
-        &IftConfig::default(),
+        ConstraintKind::IsoClassification,
+        &Continuation::predictor_corrector(&pc, IftConfig::default()),
         |_| {},
     )
     .unwrap();
@@ -319,7 +319,7 @@ fn transfer_follows_the_exact_transfer_path() {
             r.t,
             r.gamma
         );
-        assert!(((r.classification - c0) / c0).abs() <= 1e-3);
+        assert!(((r.functionals.classification - c0) / c0).abs() <= 1e-3);
     }
 }
 

@@ -1,4 +1,4 @@
-//! Closed forms of the linear-Gaussian model (DESIGN.md section 6), in f64.
+//! Closed forms of the linear-Gaussian model (docs/THEORY.md, section "The exact linear-Gaussian model"), in f64.
 //!
 //! With `Q = lambda/(2 sigma0^2) I + gamma/(2 sigmac^2) W'W` and `q_i`, `U` the
 //! eigen-pairs of `K = Sigma^(1/2) Q Sigma^(1/2)`, the optimal posterior error

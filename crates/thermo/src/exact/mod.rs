@@ -1,4 +1,4 @@
-//! The exact linear-Gaussian model (DESIGN.md section 6): closed forms in f64 and a
+//! The exact linear-Gaussian model (docs/THEORY.md, section "The exact linear-Gaussian model"): closed forms in f64 and a
 //! trainable Burn implementation of the same functionals.
 
 pub mod closed_form;
