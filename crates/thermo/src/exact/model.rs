@@ -172,6 +172,9 @@ fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
 /// source and (optionally) a target dataset.
 #[derive(Debug)]
 pub struct ExactSystem<B: AutodiffBackend> {
+    /// Always `Some` between calls: only `run_adam` and `set_params` take the model
+    /// out (Burn's optimiser and loader consume it), and both put a model back on
+    /// every path before returning, which is the invariant the `expect`s rely on.
     model: Option<LinearGaussianModel<B>>,
     source: JointMoments,
     target: Option<JointMoments>,
