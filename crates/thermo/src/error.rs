@@ -76,3 +76,19 @@ impl ThermoError {
 
 /// Result alias of this crate.
 pub type Result<T, E = ThermoError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_errors_keep_their_source() {
+        let io = std::io::Error::other("disk on fire");
+        let e = ThermoError::model(io);
+        assert_eq!(e.to_string(), "model error: disk on fire");
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("disk on fire"));
+        let from_text = ThermoError::model("bad shape");
+        assert_eq!(from_text.to_string(), "model error: bad shape");
+    }
+}

@@ -533,3 +533,67 @@ euler = { kind = "euler", steps = 3, equilibration_steps = 7 }
     let exact: Result<HvpMethod, _> = toml::from_str(r#"kind = "exact""#);
     assert!(exact.is_err());
 }
+
+/// The predictor's trust region caps each gamma move at
+/// `max_relative_gamma_step * max(|gamma|, 1)`.
+#[test]
+fn trust_region_caps_the_predicted_move() {
+    let path = ProcessPath::lambda_only(2.0, 0.5);
+    let mut c = Continuation::euler(4, 1, ift());
+    c.predictor = Predictor::Tangent {
+        trust: TrustRegion {
+            max_relative_gamma_step: 0.01,
+            max_relative_theta_step: f64::INFINITY,
+        },
+    };
+    let (mut sys, start) = started(&path);
+    let result = run_process(
+        &mut sys,
+        start,
+        &path,
+        ConstraintKind::IsoClassification,
+        &c,
+        |_| {},
+    )
+    .unwrap();
+    for w in result.records.windows(2) {
+        let step = w[1].gamma - w[0].gamma;
+        assert!(step > 0.0 && step <= 0.01 * w[0].gamma.max(1.0) * (1.0 + 1e-12));
+    }
+}
+
+/// The corrector treats the gamma bounds as walls too.
+#[test]
+fn corrector_honours_gamma_bounds() {
+    let path = ProcessPath::lambda_only(2.0, 0.5);
+    let mut c = newton(
+        1e-10,
+        5,
+        AdaptiveStep {
+            accept_unconverged: true,
+            min: 0.05,
+            ..AdaptiveStep::default()
+        },
+    );
+    c.gamma_bounds = GammaBounds { min: 0.9, max: 1.5 };
+    let (mut sys, start) = started(&path);
+    let result = run_process(
+        &mut sys,
+        start,
+        &path,
+        ConstraintKind::IsoClassification,
+        &c,
+        |_| {},
+    )
+    .unwrap();
+    assert!(
+        result
+            .records
+            .iter()
+            .all(|r| (0.9..=1.5).contains(&r.gamma))
+    );
+    let last = result.records.last().unwrap();
+    assert_eq!(last.gamma, 1.5);
+    assert!(!last.converged, "C cannot be held with gamma capped at 1.5");
+    assert!(GammaBounds { min: 2.0, max: 1.0 }.validate().is_err());
+}
