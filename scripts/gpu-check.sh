@@ -47,8 +47,16 @@ if [[ "$HAVE_GPU" == "1" ]]; then
     "$BIN" --backend cuda train-source --config experiments/train-source.toml --epochs 1 \
         --out "$OUT/train-source-cuda" --force | tee "$OUT/train-source-cuda.txt"
     if [[ -z "${FEP_BIN:-}" ]]; then
+        # The same model tests as on the CPU, on the cuda backend; failures fail the script.
+        set +e
         FEP_TEST_BACKEND=cuda cargo test --release -p fep-runner --features cuda --test gpu -- --ignored \
-            2>&1 | tee "$OUT/gpu-tests.txt" || true
+            2>&1 | tee "$OUT/gpu-tests.txt"
+        status_cli=${PIPESTATUS[0]}
+        cargo test --release -p fep-models --features test-cuda 2>&1 | tee "$OUT/model-tests-cuda.txt"
+        status_models=${PIPESTATUS[0]}
+        set -e
+        log "GPU test status: cli $status_cli, models $status_models"
+        FAILED=$(( status_cli != 0 || status_models != 0 ))
     fi
     log "bench on the GPU (mnist-paper and mnist-small, batch 64 and 128)"
     "$BIN" --backend cuda bench --arch mnist-paper mnist-small --batch 64 128 --num-z 8 \
@@ -58,3 +66,4 @@ else
     log "skipping GPU runs (no GPU)"
 fi
 log "done; results in $OUT"
+exit "${FAILED:-0}"

@@ -92,11 +92,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{:5}  {:.4}  {:.4}/{:.4} {:.1}% | {:.3}/{:.3} {:.1}%  ({:.0} s)",
             round * 30,
             f.classification,
-            s_fit.classification,
-            s_held.classification,
+            s_fit.functionals.classification,
+            s_held.functionals.classification,
             100.0 * s_held.accuracy,
-            t_fit.classification,
-            t_held.classification,
+            t_fit.functionals.classification,
+            t_held.functionals.classification,
             100.0 * t_held.accuracy,
             start.elapsed().as_secs_f64()
         );

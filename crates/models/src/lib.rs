@@ -10,6 +10,9 @@
 //! `J = R + lambda D + gamma C` by the loop in [`train`], and exposed to the
 //! thermodynamics of `fep-thermo` by [`system::DeepSystem`].
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod assemble;
 pub mod checkpoint;
 pub mod config;
 pub mod error;

@@ -11,8 +11,6 @@
 //!   of the iterates (the last quarter): the mean of SGD's stationary distribution, a far less noisy estimate
 //!   of the equilibrium than the last iterate.
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use burn::module::AutodiffModule;
@@ -110,15 +108,10 @@ pub struct DeepSystem<B: AutodiffBackend> {
     cursors: [u64; 2],
     work: WorkCounters,
     gradient_probe_size: Option<usize>,
-    snapshot: Rc<RefCell<FepModel<B::InnerBackend>>>,
 }
 
-/// The model as it was after the latest equilibration (shared with observers such as
-/// the per-step evaluation of a process, which cannot borrow the system meanwhile).
-pub type Snapshot<B> = Rc<RefCell<FepModel<<B as AutodiffBackend>::InnerBackend>>>;
-
 fn thermo_err(e: crate::error::ModelError) -> ThermoError {
-    ThermoError::Model(e.to_string())
+    ThermoError::Model(Box::new(e))
 }
 
 impl<B: AutodiffBackend> DeepSystem<B> {
@@ -167,9 +160,7 @@ impl<B: AutodiffBackend> DeepSystem<B> {
             1,
             &device,
         )?;
-        let snapshot = Rc::new(RefCell::new(trainer.model().valid()));
         Ok(Self {
-            snapshot,
             gradient_probe_size: None,
             trainer,
             source_probe,
@@ -198,11 +189,6 @@ impl<B: AutodiffBackend> DeepSystem<B> {
     /// still use the whole probe. `None` uses the whole probe for both.
     pub fn set_gradient_probe_size(&mut self, size: Option<usize>) {
         self.gradient_probe_size = size;
-    }
-
-    /// Handle to the model after the latest equilibration.
-    pub fn snapshot(&self) -> Snapshot<B> {
-        self.snapshot.clone()
     }
 
     /// Start a fresh Adam state (as the paper's code does before each training phase).
@@ -416,7 +402,6 @@ impl<B: AutodiffBackend> ThermodynamicSystem for DeepSystem<B> {
     fn equilibrate(&mut self, m: Multipliers, steps: usize) -> fep_thermo::Result<Functionals> {
         self.train_steps_averaged(m, steps, steps / 4)
             .map_err(thermo_err)?;
-        *self.snapshot.borrow_mut() = self.trainer.model().valid();
         self.functionals()
     }
 }

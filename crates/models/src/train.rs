@@ -16,6 +16,7 @@ use burn::optim::{Adam, AdamConfig, GradientsAccumulator, GradientsParams, Optim
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use fep_data::{Binarization, ImageBatch, ImageDataset};
+use fep_thermo::Functionals;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -210,12 +211,9 @@ impl TrainingData for ShuffledImages {
 /// R, D, C, accuracy and `-ELBO = R + D` averaged over a dataset (nats per example).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Metrics {
-    /// Rate R.
-    pub rate: f64,
-    /// Distortion D.
-    pub distortion: f64,
-    /// Classification loss C.
-    pub classification: f64,
+    /// R, D, C averaged over the dataset.
+    #[serde(flatten)]
+    pub functionals: Functionals,
     /// Fraction of examples whose label the classifier at the posterior mean predicts.
     pub accuracy: f64,
     /// `R + D`.
@@ -228,10 +226,13 @@ impl Metrics {
     /// `t`-weighted combination `(1 - t) a + t b` (accuracy and counts too).
     pub fn mix(a: &Metrics, b: &Metrics, t: f64) -> Metrics {
         let m = |x: f64, y: f64| (1.0 - t) * x + t * y;
+        let (fa, fb) = (&a.functionals, &b.functionals);
         Metrics {
-            rate: m(a.rate, b.rate),
-            distortion: m(a.distortion, b.distortion),
-            classification: m(a.classification, b.classification),
+            functionals: Functionals {
+                rate: m(fa.rate, fb.rate),
+                distortion: m(fa.distortion, fb.distortion),
+                classification: m(fa.classification, fb.classification),
+            },
             accuracy: m(a.accuracy, b.accuracy),
             neg_elbo: m(a.neg_elbo, b.neg_elbo),
             examples: a.examples + b.examples,
@@ -240,7 +241,8 @@ impl Metrics {
 
     /// `J = R + lambda D + gamma C`.
     pub fn lagrangian(&self, lambda: f64, gamma: f64) -> f64 {
-        self.rate + lambda * self.distortion + gamma * self.classification
+        self.functionals
+            .lagrangian(fep_thermo::Multipliers::new(lambda, gamma))
     }
 }
 
@@ -279,9 +281,11 @@ impl Accumulator {
         let n = self.n.max(1) as f64;
         let (r, d) = (self.rate / n, self.distortion / n);
         Metrics {
-            rate: r,
-            distortion: d,
-            classification: self.classification / n,
+            functionals: Functionals {
+                rate: r,
+                distortion: d,
+                classification: self.classification / n,
+            },
             accuracy: self.correct / n,
             neg_elbo: r + d,
             examples: self.n,
@@ -342,14 +346,10 @@ pub struct StepReport {
     pub step: u64,
     /// Epoch of the step.
     pub epoch: u64,
-    /// Batch mean of J, R, D, C before the update.
+    /// Batch mean of J before the update.
     pub loss: f64,
-    /// Batch mean rate.
-    pub rate: f64,
-    /// Batch mean distortion.
-    pub distortion: f64,
-    /// Batch mean classification loss.
-    pub classification: f64,
+    /// Batch means of R, D, C before the update.
+    pub functionals: Functionals,
     /// Learning rate used.
     pub learning_rate: f64,
 }
@@ -525,9 +525,11 @@ impl<B: AutodiffBackend> Trainer<B> {
             step: self.state.step,
             epoch: self.state.epoch,
             loss: j,
-            rate,
-            distortion,
-            classification,
+            functionals: Functionals {
+                rate,
+                distortion,
+                classification,
+            },
             learning_rate,
         })
     }

@@ -1,7 +1,8 @@
 //! Decoders' negative log-likelihoods and priors' KL against values computed by hand
 //! (scalar f64 formulas, independent of the tensor code).
 
-use burn::backend::Flex;
+mod common;
+
 use burn::module::Param;
 use burn::tensor::{Tensor, TensorData};
 use fep_models::likelihood::{
@@ -9,11 +10,7 @@ use fep_models::likelihood::{
 };
 use fep_models::prior::{MixturePrior, kl_standard_normal, posterior_log_density};
 
-type B = Flex;
-
-fn dev() -> burn::backend::flex::FlexDevice {
-    Default::default()
-}
+use common::{Inner as B, device as dev};
 
 fn t4(values: &[f32], shape: [usize; 4]) -> Tensor<B, 4> {
     Tensor::from_data(TensorData::new(values.to_vec(), shape), &dev())

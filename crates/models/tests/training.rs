@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use burn::backend::{Autodiff, Flex};
+mod common;
+
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -14,11 +15,7 @@ use fep_models::train::{ShuffledImages, TrainConfig, Trainer};
 use fep_models::{Architecture, DecoderKind, FepModel, ModelConfig, ModelError, PriorKind};
 use fep_thermo::{IftConfig, Multipliers, ThermodynamicSystem, ift_sensitivities};
 
-type B = Autodiff<Flex>;
-
-fn dev() -> burn::backend::flex::FlexDevice {
-    Default::default()
-}
+use common::{Inner, TestBackend as B, device as dev};
 
 fn mnist_train() -> ImageDataset {
     Mnist::load_dir(fep_data::bundled_mnist_dir().unwrap(), Split::Train).expect("bundled MNIST")
@@ -88,8 +85,8 @@ fn architectures_have_the_documented_shapes() {
             prior,
             classifier,
         };
-        let model = FepModel::<Flex>::new(&cfg, &device).unwrap();
-        let x = Tensor::<Flex, 4>::zeros([2, channels, side, side], &device);
+        let model = FepModel::<Inner>::new(&cfg, &device).unwrap();
+        let x = Tensor::<Inner, 4>::zeros([2, channels, side, side], &device);
         let (mean, log_var) = model.encoder.forward(x.clone());
         assert_eq!(mean.dims(), [2, 16], "{arch:?}");
         assert_eq!(log_var.dims(), [2, 16], "{arch:?}");
@@ -108,7 +105,7 @@ fn architectures_have_the_documented_shapes() {
             [3, channels, side, side]
         );
         let labels =
-            Tensor::<Flex, 1, Int>::from_data(TensorData::new(vec![1i64, 7], [2]), &device);
+            Tensor::<Inner, 1, Int>::from_data(TensorData::new(vec![1i64, 7], [2]), &device);
         let f = model.functionals(x, labels, Tensor::zeros([3, 2, 16], &device));
         for v in [f.rate, f.distortion, f.classification] {
             assert_eq!(v.dims(), [2]);
@@ -117,7 +114,7 @@ fn architectures_have_the_documented_shapes() {
     }
     // The paper's encoder: the parameter count of the layers listed in the models issue.
     let paper =
-        FepModel::<Flex>::new(&ModelConfig::new(Architecture::MnistPaper), &device).unwrap();
+        FepModel::<Inner>::new(&ModelConfig::new(Architecture::MnistPaper), &device).unwrap();
     let conv = 64 * 16 + 64 + 128 * 64 * 16 + 128 + 256 * 128 * 9 + 256 + 1024 * 256 * 16 + 1024;
     // BatchNorm: scale and shift (learnt) plus running mean and variance (state).
     let bn = 4 * (128 + 256);

@@ -171,8 +171,3 @@ fn holds_cuda_driver(dir: &std::path::Path) -> bool {
             .any(|e| e.file_name().to_string_lossy().starts_with("libcuda.so"))
     })
 }
-
-/// Human-readable name of a device of backend B.
-pub fn device_name<B: burn::tensor::backend::Backend>(device: &B::Device) -> String {
-    format!("{} {:?}", B::name(device), device)
-}

@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use fep_data::{DatasetKind, FetchEvent, GridOptions, Split};
 
-use crate::output::{prepare_out_dir, write_json};
-use crate::progress::bar;
+use fep_experiments::io::{prepare_out_dir, write_json};
+use fep_experiments::progress::bar;
 
 /// Subcommands of `fep data`.
 #[derive(Debug, Subcommand)]

@@ -1,24 +1,23 @@
-//! `fep`: the command line of the free-energy representation-learning toolkit.
+//! `fep`: the command line of the free-energy representation-learning toolkit. It parses
+//! arguments, picks the backend once, calls `fep-experiments` and prints.
 
+mod args;
 mod backend;
-mod bench_cmd;
 mod data_cmd;
-mod deep;
-mod demo_cmd;
-mod exact_cmd;
-mod output;
-mod plot;
-mod process_cmd;
-mod progress;
-mod report_cmd;
-mod surface_cmd;
-mod train_cmd;
+mod print;
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand};
+use fep_experiments::{bench, demo, exact, process, report, surface, train_source};
+use fep_thermo::Multipliers;
 
+use args::{
+    BenchArgs, BenchWhat, DemoArgs, ExactCommand, ProcessArgs, ReportArgs, SurfaceAction,
+    SurfaceArgs, TrainArgs,
+};
 use backend::BackendChoice;
 
 /// Thermodynamics of representation learning (Gao and Chaudhari, ICML 2020) on Burn.
@@ -44,24 +43,24 @@ enum Command {
     Data(data_cmd::DataCommand),
     /// The exact linear-Gaussian model: closed forms beside a trained model.
     #[command(subcommand)]
-    Exact(exact_cmd::ExactCommand),
+    Exact(ExactCommand),
     /// The mission end to end on the bundled data: train-source, then the transfer with C held and its baselines.
-    Demo(demo_cmd::DemoArgs),
+    Demo(DemoArgs),
     /// Train a source model to equilibrium at (lambda, gamma), with checkpoints and a summary.
-    TrainSource(train_cmd::TrainArgs),
+    TrainSource(TrainArgs),
     /// Iso-classification on a deep model: lambda moves with C held, beside the naive fixed-gamma path.
-    IsoClassification(process_cmd::ProcessArgs),
+    IsoClassification(ProcessArgs),
     /// Transfer source -> target with C held constant, beside fine-tuning and the paper's heuristic.
-    TransferIsoClassification(process_cmd::ProcessArgs),
+    TransferIsoClassification(ProcessArgs),
     /// Equilibrium surface of a deep model over a (lambda, gamma) grid; `--shard i/n`, then `merge`.
-    Surface(surface_cmd::SurfaceArgs),
+    Surface(SurfaceArgs),
     /// docs/REPRODUCTION.md from the summaries under runs/ (figures copied beside it).
-    Report(report_cmd::ReportArgs),
+    Report(ReportArgs),
     /// Throughput of training, evaluation, Hessian-vector products and data loading; `bench reference` for the peer comparison.
-    Bench(bench_cmd::BenchArgs),
+    Bench(BenchArgs),
 }
 
-fn info<B: burn::tensor::backend::AutodiffBackend>(device: &B::Device) -> Result<()> {
+fn info<B: AutodiffBackend>(device: &B::Device) {
     println!("fep {}", env!("CARGO_PKG_VERSION"));
     println!("burn 0.21.0 (pinned; see docs/BURN_VERSION.md)");
     println!(
@@ -72,49 +71,188 @@ fn info<B: burn::tensor::backend::AutodiffBackend>(device: &B::Device) -> Result
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!("chosen device: {}", backend::device_name::<B>(device));
+    println!(
+        "chosen device: {}",
+        fep_experiments::provenance::device_name::<B>(device)
+    );
     println!(
         "threads available: {}",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        fep_experiments::provenance::threads()
     );
+}
+
+fn exact_command<B: AutodiffBackend>(device: &B::Device, command: &ExactCommand) -> Result<()> {
+    let (common, default_dir) = match command {
+        ExactCommand::Solve(a) => (&a.common, "exact-solve"),
+        ExactCommand::IsoClassification(a) => (&a.common, "exact-iso-classification"),
+        ExactCommand::Surface(a) => (&a.common, "exact-surface"),
+    };
+    let config = exact::load_config(&common.config)?;
+    let dir = exact::result_dir(
+        common.out.as_deref(),
+        common.json,
+        common.force,
+        default_dir,
+    )?;
+    match command {
+        ExactCommand::Solve(a) => {
+            let m = Multipliers::new(a.lambda, a.gamma);
+            let s = exact::solve::<B>(device, &config, m, dir.as_deref())?;
+            if common.json {
+                print_json(&s)?;
+            } else {
+                print::exact_solve(&s);
+            }
+        }
+        ExactCommand::IsoClassification(a) => {
+            let start = Multipliers::new(a.lambda_start, a.gamma_start);
+            let s = exact::iso_classification::<B>(
+                device,
+                &config,
+                start,
+                a.lambda_end,
+                a.integrator,
+                dir.as_deref(),
+            )?;
+            if common.json {
+                print_json(&s)?;
+            } else {
+                print::exact_iso(&s);
+            }
+        }
+        ExactCommand::Surface(a) => {
+            let lambdas = exact::parse_grid(&a.lambdas, "lambdas")?;
+            let gammas = exact::parse_grid(&a.gammas, "gammas")?;
+            let s = exact::surface::<B>(
+                device,
+                &config,
+                &lambdas,
+                &gammas,
+                a.iso_gamma,
+                dir.as_deref(),
+            )?;
+            if common.json {
+                print_json(&s)?;
+            } else {
+                println!("{}", serde_json::to_string_pretty(&s.checks)?);
+            }
+        }
+    }
+    if let (Some(dir), false) = (dir, common.json) {
+        println!("wrote {}", dir.display());
+    }
+    Ok(())
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
+fn report_command(a: &ReportArgs) -> Result<()> {
+    let path = report::report(&a.options()).context("writing the report")?;
+    println!("wrote {} (figures beside it)", path.display());
+    Ok(())
+}
+
+fn surface_command<B: AutodiffBackend>(device: &B::Device, a: &SurfaceArgs) -> Result<()> {
+    let cfg = surface::SurfaceConfig::load(&a.config)?;
+    let options = a.options();
+    let device_name = fep_experiments::provenance::device_name::<B>(device);
+    if let Some(SurfaceAction::Merge) = a.action {
+        return merged(&cfg, &options.out, device_name);
+    }
+    let file = surface::run_shard::<B>(device, &cfg, &options)?;
+    println!("wrote {file}", file = file.display());
+    if options.shard.count == 1 {
+        merged(&cfg, &options.out, device_name)
+    } else {
+        println!(
+            "shard {}/{} done; when all shards are, run `fep surface merge --config {} --out {}`",
+            options.shard.index + 1,
+            options.shard.count,
+            a.config.display(),
+            a.out.display()
+        );
+        Ok(())
+    }
+}
+
+fn merged(cfg: &surface::SurfaceConfig, out: &std::path::Path, device: String) -> Result<()> {
+    let outcome = surface::merge(cfg, out, device)?;
+    println!("{}", serde_json::to_string_pretty(&outcome.summary.checks)?);
+    print::files(&outcome.files);
+    Ok(())
+}
+
+/// Every command that computes, on backend B.
+fn run_on<B: AutodiffBackend>(device: &B::Device, command: &Command) -> Result<()> {
+    match command {
+        Command::Info => info::<B>(device),
+        Command::Exact(cmd) => exact_command::<B>(device, cmd)?,
+        Command::Demo(a) => {
+            let clock = std::time::Instant::now();
+            let options = a.options();
+            println!(
+                "== 1/2 train the source model (digits 0-4) -> {}",
+                options.out.join("train-source").display()
+            );
+            let (_, transfer) = demo::demo::<B>(device, &options, |source| {
+                print::train_source(&source.summary);
+                print::files(&source.files);
+                println!(
+                    "\n== 2/2 transfer to digits 5-9 with C held, beside the baselines -> {}",
+                    options.out.join("transfer").display()
+                );
+            })?;
+            print::transfer(&transfer.summary);
+            println!();
+            print::files(&transfer.files);
+            println!(
+                "\ndemo finished in {:.1} min",
+                clock.elapsed().as_secs_f64() / 60.0
+            );
+        }
+        Command::TrainSource(a) => {
+            let outcome = train_source::train_source::<B>(device, &a.options())?;
+            print::train_source(&outcome.summary);
+            print::files(&outcome.files);
+        }
+        Command::IsoClassification(a) => {
+            let outcome = process::iso_classification::<B>(device, &a.options())?;
+            print::iso_classification(&outcome.summary);
+            println!();
+            print::files(&outcome.files);
+        }
+        Command::TransferIsoClassification(a) => {
+            let outcome = process::transfer::<B>(device, &a.options())?;
+            print::transfer(&outcome.summary);
+            println!();
+            print::files(&outcome.files);
+        }
+        Command::Surface(a) => surface_command::<B>(device, a)?,
+        Command::Bench(a) => match &a.what {
+            Some(BenchWhat::Reference(r)) => {
+                print::bench_reference(&bench::reference::<B>(device, &r.options())?)
+            }
+            None => {
+                print::bench_header();
+                let r = bench::bench::<B>(device, &a.options(), print::bench_row)?;
+                print::bench_footer(&r);
+                println!("wrote {}", a.json.display());
+            }
+        },
+        Command::Data(cmd) => data_cmd::run(cmd)?,
+        Command::Report(a) => report_command(a)?,
+    }
     Ok(())
 }
 
 fn run(cli: Cli) -> Result<()> {
     match &cli.command {
-        Command::Info => dispatch_autodiff!(cli.backend, cli.device, info),
         Command::Data(cmd) => data_cmd::run(cmd),
-        Command::Exact(cmd) => match cmd {
-            exact_cmd::ExactCommand::Solve(args) => {
-                dispatch_autodiff!(cli.backend, cli.device, exact_cmd::solve, args)
-            }
-            exact_cmd::ExactCommand::IsoClassification(args) => {
-                dispatch_autodiff!(cli.backend, cli.device, exact_cmd::iso_classification, args)
-            }
-            exact_cmd::ExactCommand::Surface(args) => {
-                dispatch_autodiff!(cli.backend, cli.device, exact_cmd::surface, args)
-            }
-        },
-        Command::Demo(args) => dispatch_autodiff!(cli.backend, cli.device, demo_cmd::demo, args),
-        Command::TrainSource(args) => {
-            dispatch_autodiff!(cli.backend, cli.device, train_cmd::train_source, args)
-        }
-        Command::IsoClassification(args) => {
-            dispatch_autodiff!(
-                cli.backend,
-                cli.device,
-                process_cmd::iso_classification,
-                args
-            )
-        }
-        Command::TransferIsoClassification(args) => {
-            dispatch_autodiff!(cli.backend, cli.device, process_cmd::transfer, args)
-        }
-        Command::Surface(args) => {
-            dispatch_autodiff!(cli.backend, cli.device, surface_cmd::surface, args)
-        }
-        Command::Report(args) => report_cmd::report(args),
-        Command::Bench(args) => dispatch_autodiff!(cli.backend, cli.device, bench_cmd::bench, args),
+        Command::Report(a) => report_command(a),
+        command => dispatch_autodiff!(cli.backend, cli.device, run_on, command),
     }
 }
 

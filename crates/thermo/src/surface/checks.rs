@@ -55,6 +55,27 @@ pub struct SurfaceChecks {
     pub first_law_loop: CheckSummary,
 }
 
+impl SurfaceChecks {
+    /// Every check with its name, in declaration order.
+    pub fn named(&self) -> [(&'static str, CheckSummary); 7] {
+        [
+            (
+                "distortion_decreasing_in_lambda",
+                self.distortion_decreasing_in_lambda,
+            ),
+            (
+                "classification_decreasing_in_gamma",
+                self.classification_decreasing_in_gamma,
+            ),
+            ("envelope_lambda", self.envelope_lambda),
+            ("envelope_gamma", self.envelope_gamma),
+            ("maxwell", self.maxwell),
+            ("concavity", self.concavity),
+            ("first_law_loop", self.first_law_loop),
+        ]
+    }
+}
+
 impl SurfaceGrid {
     /// Measure every identity; `tolerance` is the residual above which a place counts
     /// as a violation.

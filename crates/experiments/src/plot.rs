@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::sync::Once;
 
-use anyhow::{Context, Result, anyhow};
 use plotters::prelude::*;
+
+use crate::error::{ExperimentError, Result};
 
 static FONT: Once = Once::new();
 
@@ -62,7 +63,10 @@ pub struct Chart {
 
 const SIZE: (u32, u32) = (900, 640);
 
-fn bounds(series: &[Series]) -> Result<((f64, f64), (f64, f64))> {
+/// `((x0, x1), (y0, y1))` of a chart.
+type Bounds = ((f64, f64), (f64, f64));
+
+fn bounds(series: &[Series]) -> std::result::Result<Bounds, String> {
     let pts = series
         .iter()
         .flat_map(|s| s.points.iter())
@@ -77,7 +81,7 @@ fn bounds(series: &[Series]) -> Result<((f64, f64), (f64, f64))> {
         y1 = y1.max(y);
     }
     if !any {
-        return Err(anyhow!("nothing to plot: no finite points"));
+        return Err(String::from("nothing to plot: no finite points"));
     }
     let pad = |a: f64, b: f64| {
         let w = (b - a).abs().max(1e-9 * a.abs().max(1.0));
@@ -86,28 +90,32 @@ fn bounds(series: &[Series]) -> Result<((f64, f64), (f64, f64))> {
     Ok((pad(x0, x1), pad(y0, y1)))
 }
 
+fn drawing<E: std::fmt::Debug>(e: E) -> String {
+    format!("{e:?}")
+}
+
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     chart: &Chart,
-) -> Result<()>
+) -> std::result::Result<(), String>
 where
     DB::ErrorType: 'static,
 {
     let ((x0, x1), (y0, y1)) = bounds(&chart.series)?;
-    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    root.fill(&WHITE).map_err(drawing)?;
     let mut ctx = ChartBuilder::on(&root)
         .caption(&chart.title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| anyhow!("{e:?}"))?;
+        .map_err(drawing)?;
     ctx.configure_mesh()
         .x_desc(&chart.x_label)
         .y_desc(&chart.y_label)
         .label_style(("sans-serif", 13))
         .draw()
-        .map_err(|e| anyhow!("{e:?}"))?;
+        .map_err(drawing)?;
     for s in &chart.series {
         let color = if s.color == GUIDE_COLOR {
             RGBColor(80, 80, 80).to_rgba()
@@ -128,7 +136,7 @@ where
                     .map(move |p| Circle::new(p, 4, color.filled())),
             ),
         }
-        .map_err(|e| anyhow!("{e:?}"))?;
+        .map_err(drawing)?;
         if !s.label.is_empty() {
             anno.label(s.label.clone()).legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
@@ -141,38 +149,46 @@ where
         .label_font(("sans-serif", 13))
         .position(SeriesLabelPosition::UpperRight)
         .draw()
-        .map_err(|e| anyhow!("{e:?}"))?;
-    root.present().map_err(|e| anyhow!("{e:?}"))?;
+        .map_err(drawing)?;
+    root.present().map_err(drawing)?;
     Ok(())
 }
 
 /// Write `<stem>.svg` and `<stem>.png`, each atomically.
 pub fn write_chart(stem: &Path, chart: &Chart) -> Result<()> {
     register_font();
+    let plot_error = |reason: String| ExperimentError::Plot {
+        path: stem.to_path_buf(),
+        reason,
+    };
     let mut svg = String::new();
     draw(
         SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
         chart,
-    )?;
+    )
+    .map_err(plot_error)?;
     let svg_path = stem.with_extension("svg");
-    fep_data::atomic_write(&svg_path, svg.as_bytes())
-        .with_context(|| format!("cannot write {}", svg_path.display()))?;
+    fep_data::atomic_write(&svg_path, svg.as_bytes())?;
 
     let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
     draw(
         BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(),
         chart,
-    )?;
+    )
+    .map_err(plot_error)?;
     let mut png_bytes = Vec::new();
     {
         let mut encoder = png::Encoder::new(&mut png_bytes, SIZE.0, SIZE.1);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header()?;
-        writer.write_image_data(&rgb)?;
+        let mut writer = encoder
+            .write_header()
+            .map_err(|e| plot_error(e.to_string()))?;
+        writer
+            .write_image_data(&rgb)
+            .map_err(|e| plot_error(e.to_string()))?;
     }
     let png_path = stem.with_extension("png");
-    fep_data::atomic_write(&png_path, &png_bytes)
-        .with_context(|| format!("cannot write {}", png_path.display()))?;
+    fep_data::atomic_write(&png_path, &png_bytes)?;
     Ok(())
 }

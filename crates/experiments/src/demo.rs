@@ -1,0 +1,70 @@
+//! `demo`: the mission end to end at a small default. Train the source model on digits
+//! 0-4, carry it to digits 5-9 with C held, beside fine-tuning and the paper's heuristic.
+
+use std::path::PathBuf;
+
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::error::Result;
+use crate::process::ProcessOptions;
+use crate::process::transfer::{TransferOutcome, transfer};
+use crate::train_source::{CHECKPOINT, TrainSourceOptions, TrainSourceOutcome, train_source};
+
+/// Where and how the demo runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemoOptions {
+    /// Result directory (`train-source/` and `transfer/` inside).
+    pub out: PathBuf,
+    /// Overwrite existing results.
+    pub force: bool,
+    /// Folder with the MNIST files (default: the bundled subset).
+    pub data_dir: Option<PathBuf>,
+    /// Config of the source training.
+    pub train_config: PathBuf,
+    /// Config of the transfer.
+    pub transfer_config: PathBuf,
+    /// Steps of the transfer path.
+    pub steps: usize,
+}
+
+impl DemoOptions {
+    /// The options of the source training.
+    pub fn train_options(&self) -> TrainSourceOptions {
+        TrainSourceOptions {
+            config: self.train_config.clone(),
+            data_dir: self.data_dir.clone(),
+            out: self.out.join("train-source"),
+            force: self.force,
+            resume: false,
+            epochs: None,
+            seed: None,
+        }
+    }
+
+    /// The options of the transfer from the trained source.
+    pub fn transfer_options(&self) -> ProcessOptions {
+        ProcessOptions {
+            config: Some(self.transfer_config.clone()),
+            source: Some(self.out.join("train-source").join(CHECKPOINT)),
+            data_dir: self.data_dir.clone(),
+            out: Some(self.out.join("transfer")),
+            force: self.force,
+            integrator: None,
+            steps: Some(self.steps),
+            no_baselines: false,
+        }
+    }
+}
+
+/// Runs the source training, then `announce` (for the caller's output between stages),
+/// then the transfer, on backend B.
+pub fn demo<B: AutodiffBackend>(
+    device: &B::Device,
+    options: &DemoOptions,
+    announce: impl FnOnce(&TrainSourceOutcome),
+) -> Result<(TrainSourceOutcome, TransferOutcome)> {
+    let source = train_source::<B>(device, &options.train_options())?;
+    announce(&source);
+    let transfer = transfer::<B>(device, &options.transfer_options())?;
+    Ok((source, transfer))
+}

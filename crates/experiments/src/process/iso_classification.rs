@@ -1,0 +1,200 @@
+//! `iso-classification` on a deep model: lambda moves from the source's value to
+//! `lambda_end` with C held at C0 by the continuation, beside the naive path that keeps
+//! gamma fixed (the paper's Euler scheme without a constraint), both from the same source
+//! checkpoint.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use fep_models::assemble::{Assembled, system_from_checkpoint};
+use fep_thermo::{
+    ConstraintKind, Continuation, Functionals, IntegratorKind, Multipliers, ProcessPath,
+};
+use serde::{Deserialize, Serialize};
+
+use super::config::{ProcessConfig, ProcessOptions, setup};
+use super::trace::{ChartSpec, TraceRow, trace_process, write_trace, write_trace_charts};
+use crate::error::{Result, invalid};
+use crate::io::write_json;
+use crate::provenance::device_name;
+
+/// Where a path ends, measured on the probe.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PathEnd {
+    /// lambda at the end.
+    pub lambda: f64,
+    /// gamma at the end.
+    pub gamma: f64,
+    /// R, D, C on the probe.
+    #[serde(flatten)]
+    pub functionals: Functionals,
+    /// Accuracy on the source test set.
+    pub accuracy: f64,
+}
+
+impl PathEnd {
+    fn of(row: &TraceRow) -> Self {
+        Self {
+            lambda: row.lambda,
+            gamma: row.gamma,
+            functionals: row.probe,
+            accuracy: row.source_accuracy,
+        }
+    }
+}
+
+/// The naive path: gamma fixed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NaivePath {
+    /// Largest relative drift of C on the probe.
+    pub max_relative_drift: f64,
+    /// Where it ends.
+    #[serde(rename = "final")]
+    pub end: Option<PathEnd>,
+}
+
+/// Wall times, seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct IsoWall {
+    /// The iso-classification process.
+    pub process: f64,
+    /// The whole command.
+    pub total: f64,
+}
+
+/// `summary.json` of an iso-classification run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IsoClassificationSummary {
+    /// C on the probe at the start: the value held.
+    pub c0: f64,
+    /// Largest relative drift of C on the probe along the process.
+    pub max_relative_drift: f64,
+    /// Steps accepted without meeting the corrector's tolerance.
+    pub unconverged_steps: usize,
+    /// `(R_end - R_start) / R_start` on the probe.
+    pub rate_relative_change: f64,
+    /// The integrator of the process.
+    pub integrator: IntegratorKind,
+    /// (lambda, gamma) of the source checkpoint.
+    pub start: Multipliers,
+    /// Where the process ends.
+    #[serde(rename = "final")]
+    pub end: PathEnd,
+    /// The naive path beside it.
+    pub naive: NaivePath,
+    /// Seed.
+    pub seed: u64,
+    /// Backend and device.
+    pub device: String,
+    /// Folder the data came from.
+    pub data_dir: PathBuf,
+    /// The source checkpoint.
+    pub source_checkpoint: PathBuf,
+    /// Wall times.
+    pub wall_seconds: IsoWall,
+    /// The resolved config.
+    pub config: ProcessConfig,
+}
+
+/// A finished iso-classification: its summary and the files worth showing.
+#[derive(Debug, Clone)]
+pub struct IsoClassificationOutcome {
+    /// The summary (also in `summary.json`).
+    pub summary: IsoClassificationSummary,
+    /// Files written: the summary and the charts.
+    pub files: Vec<PathBuf>,
+}
+
+/// Runs the iso-classification of `options` (default config
+/// `experiments/iso-classification.toml`) on backend B.
+pub fn iso_classification<B: AutodiffBackend>(
+    device: &B::Device,
+    options: &ProcessOptions,
+) -> Result<IsoClassificationOutcome> {
+    let setup = setup(
+        options,
+        "experiments/iso-classification.toml",
+        "runs/iso-classification",
+        false,
+    )?;
+    let (cfg, out, domains) = (&setup.cfg, &setup.out, &setup.domains);
+    let clock = Instant::now();
+    let spec = cfg.process.system_spec(&cfg.data);
+    let assemble = || {
+        system_from_checkpoint::<B>(&cfg.source_checkpoint, device, &domains.source, None, &spec)
+    };
+    let Assembled { mut system, start } = assemble()?;
+    let path = ProcessPath::lambda_only(start.lambda, cfg.process.lambda_end);
+    let traced = trace_process(
+        &mut system,
+        start,
+        path,
+        ConstraintKind::IsoClassification,
+        cfg.process.continuation(&cfg.ift),
+        domains,
+        "iso-classification",
+    )?;
+    let process_wall = clock.elapsed().as_secs_f64();
+    write_trace(out, "trace", &traced.rows)?;
+    let Assembled {
+        system: mut naive_system,
+        ..
+    } = assemble()?;
+    let mut naive_continuation =
+        Continuation::euler(cfg.process.steps, cfg.process.equilibration_steps, cfg.ift);
+    naive_continuation.gamma_bounds.max = cfg.process.max_gamma;
+    let naive = trace_process(
+        &mut naive_system,
+        start,
+        path,
+        ConstraintKind::FixedGamma,
+        naive_continuation,
+        domains,
+        "naive (gamma fixed)",
+    )?;
+    write_trace(out, "naive", &naive.rows)?;
+    let (Some(first), Some(last)) = (traced.rows.first(), traced.rows.last()) else {
+        return Err(invalid("the iso-classification process recorded no point"));
+    };
+    let rate_change = (last.probe.rate - first.probe.rate) / first.probe.rate;
+    let mut files = write_trace_charts(
+        out,
+        &[
+            ("iso-classification", &traced.rows),
+            ("naive: gamma fixed", &naive.rows),
+        ],
+        &ChartSpec {
+            x_label: "s (lambda from start to end)",
+            c0: traced.c0,
+            band: 0.03,
+            context: format!("{}, {}", device_name::<B>(device), domains.dir_name()),
+        },
+    )?;
+    let summary = IsoClassificationSummary {
+        c0: traced.c0,
+        max_relative_drift: traced.max_relative_drift,
+        unconverged_steps: traced.rows.iter().filter(|r| !r.converged).count(),
+        rate_relative_change: rate_change,
+        integrator: cfg.process.integrator,
+        start,
+        end: PathEnd::of(last),
+        naive: NaivePath {
+            max_relative_drift: naive.max_relative_drift,
+            end: naive.rows.last().map(PathEnd::of),
+        },
+        seed: cfg.process.seed,
+        device: device_name::<B>(device),
+        data_dir: domains.dir.clone(),
+        source_checkpoint: cfg.source_checkpoint.clone(),
+        wall_seconds: IsoWall {
+            process: process_wall,
+            total: clock.elapsed().as_secs_f64(),
+        },
+        config: cfg.clone(),
+    };
+    let summary_path = out.join("summary.json");
+    write_json(&summary_path, &summary)?;
+    files.insert(0, summary_path);
+    Ok(IsoClassificationOutcome { summary, files })
+}

@@ -1,0 +1,380 @@
+//! `train-source`: a model trained to equilibrium at (lambda, gamma) on the source task,
+//! with per-epoch evaluation on the train / validation / test splits, atomic checkpoints,
+//! exact resume, image grids, learning curves and a typed summary.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module};
+use burn::tensor::backend::AutodiffBackend;
+use fep_data::{DataConfig, Domains, ImageDataset};
+use fep_models::checkpoint;
+use fep_models::train::{Metrics, ShuffledImages, TrainConfig, Trainer};
+use fep_models::{FepModel, ModelConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::{Result, ResultExt, invalid};
+use crate::images::write_model_images;
+use crate::io::{
+    prepare_out_dir, read_jsonl, read_toml, write_csv, write_json, write_jsonl, write_toml,
+};
+use crate::plot::{Chart, Mark, Series, write_chart};
+use crate::progress::bar;
+use crate::provenance::device_name;
+
+/// Name of the checkpoint in a result directory.
+pub const CHECKPOINT: &str = "checkpoint.ckpt";
+
+/// The config file of `train-source`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSourceConfig {
+    /// Data and the source classes.
+    pub data: DataConfig,
+    /// Architecture, decoder, prior.
+    pub model: ModelConfig,
+    /// (lambda, gamma), optimiser, epochs, seed.
+    pub training: TrainConfig,
+}
+
+/// Where and how a `train-source` run happens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSourceOptions {
+    /// TOML with [data], [model], [training].
+    pub config: PathBuf,
+    /// Folder with the dataset files (overrides [data] dir; default: the bundled subset).
+    pub data_dir: Option<PathBuf>,
+    /// Result directory.
+    pub out: PathBuf,
+    /// Overwrite an existing result directory.
+    pub force: bool,
+    /// Continue from `<out>/checkpoint.ckpt`.
+    pub resume: bool,
+    /// Override the number of epochs.
+    pub epochs: Option<u64>,
+    /// Override the seed.
+    pub seed: Option<u64>,
+}
+
+impl Default for TrainSourceOptions {
+    fn default() -> Self {
+        Self {
+            config: PathBuf::from("experiments/train-source.toml"),
+            data_dir: None,
+            out: PathBuf::from("runs/train-source"),
+            force: false,
+            resume: false,
+            epochs: None,
+            seed: None,
+        }
+    }
+}
+
+/// One row of the epoch log (`log.jsonl`, `log.csv`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRow {
+    /// Epochs completed.
+    pub epoch: u64,
+    /// Optimiser steps completed.
+    pub step: u64,
+    /// Mean minibatch J over the epoch.
+    pub train_batch_loss: f64,
+    /// Metrics on the training split.
+    pub train: Metrics,
+    /// Metrics on the held-out validation split.
+    pub validation: Metrics,
+    /// Metrics on the test split.
+    pub test: Metrics,
+    /// Learning rate at the end of the epoch.
+    pub learning_rate: f64,
+    /// Seconds since the run started (summed over resumes).
+    pub wall_seconds: f64,
+}
+
+/// `summary.json` of a `train-source` run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainSourceSummary {
+    /// Metrics of the final model on the test split.
+    pub test: Metrics,
+    /// On the training split.
+    pub train: Metrics,
+    /// On the held-out validation split.
+    pub validation: Metrics,
+    /// Multiplier of D.
+    pub lambda: f64,
+    /// Multiplier of C.
+    pub gamma: f64,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Backend and device.
+    pub device: String,
+    /// The resolved config.
+    pub config: TrainSourceConfig,
+    /// Training time summed over resumes, seconds.
+    pub wall_seconds: f64,
+    /// Epochs completed.
+    pub epochs: u64,
+    /// Optimiser steps completed.
+    pub steps: u64,
+    /// Folder the data came from.
+    pub data_dir: PathBuf,
+    /// The checkpoint written.
+    pub checkpoint: PathBuf,
+    /// Units of the functionals.
+    pub units: String,
+}
+
+/// A finished run: its summary and the files worth showing.
+#[derive(Debug, Clone)]
+pub struct TrainSourceOutcome {
+    /// The summary (also in `summary.json`).
+    pub summary: TrainSourceSummary,
+    /// Files written: summary, checkpoint, images, curves.
+    pub files: Vec<PathBuf>,
+}
+
+/// Reads and validates the config of `options`, with the command-line overrides applied.
+pub fn load_config(options: &TrainSourceOptions) -> Result<TrainSourceConfig> {
+    let mut config: TrainSourceConfig = read_toml(&options.config)?;
+    if let Some(e) = options.epochs {
+        config.training.epochs = e;
+    }
+    if let Some(s) = options.seed {
+        config.training.seed = s;
+    }
+    let here = || format!("in {}", options.config.display());
+    config.model.validate().context_with(here)?;
+    config.training.validate().context_with(here)?;
+    Ok(config)
+}
+
+/// Trains the source model of `options` on backend B.
+pub fn train_source<B: AutodiffBackend>(
+    device: &B::Device,
+    options: &TrainSourceOptions,
+) -> Result<TrainSourceOutcome> {
+    let config = load_config(options)?;
+    let domains = Domains::load(&config.data, options.data_dir.as_deref())?;
+    let source = &domains.source;
+    let shape = source.train.shape();
+    if shape != config.model.architecture.image_shape() {
+        return Err(invalid(format!(
+            "{}: architecture {} expects images {:?} but the data in {} are {:?}",
+            options.config.display(),
+            config.model.architecture.name(),
+            config.model.architecture.image_shape(),
+            domains.dir.display(),
+            shape
+        )));
+    }
+    let seed = config.training.seed;
+    let binarization = config.data.binarization(seed);
+    let out = &options.out;
+    let ckpt_path = out.join(CHECKPOINT);
+    let (mut trainer, mut rows, mut wall_before) = if options.resume {
+        resume::<B>(&ckpt_path, &config, options, device)?
+    } else {
+        prepare_out_dir(out, options.force)?;
+        B::seed(device, seed);
+        let model = FepModel::<B>::new(&config.model, device)?;
+        (
+            Trainer::new(model, config.training.clone(), device.clone())?,
+            Vec::new(),
+            0.0,
+        )
+    };
+    write_toml(&out.join("config.toml"), &config)?;
+
+    let data = ShuffledImages {
+        dataset: source.train.clone(),
+        binarization,
+        seed,
+    };
+    let epochs = config.training.epochs;
+    let steps_per_epoch = trainer.steps_per_epoch(&data) as u64;
+    eprintln!(
+        "training {} ({} parameters) on {} examples of classes {:?} from {} at lambda = {}, gamma = {}; {} epochs of {} steps on {}",
+        config.model.architecture.name(),
+        trainer.model().num_params(),
+        source.train.len(),
+        source.classes,
+        domains.dir.display(),
+        config.training.lambda,
+        config.training.gamma,
+        epochs,
+        steps_per_epoch,
+        device_name::<B>(device)
+    );
+    let clock = Instant::now();
+    let progress = bar(epochs * steps_per_epoch, "train-source");
+    progress.set_position(trainer.state.epoch * steps_per_epoch);
+    let eval = |trainer: &Trainer<B>, ds: &ImageDataset| trainer.evaluate(ds, binarization);
+    while trainer.state.epoch < epochs {
+        let mut last_lr = 0.0;
+        let batch_loss = trainer.train_epoch(&data, epochs, |r| {
+            progress.inc(1);
+            last_lr = r.learning_rate;
+        })?;
+        let row = EpochRow {
+            epoch: trainer.state.epoch,
+            step: trainer.state.step,
+            train_batch_loss: batch_loss,
+            train: eval(&trainer, &source.train)?,
+            validation: eval(&trainer, &source.validation)?,
+            test: eval(&trainer, &source.test)?,
+            learning_rate: last_lr,
+            wall_seconds: wall_before + clock.elapsed().as_secs_f64(),
+        };
+        let f = &row.test.functionals;
+        progress.suspend(|| {
+            eprintln!(
+                "epoch {:>3}  test R {:7.3}  D {:8.3}  C {:6.4}  acc {:6.2}%  -ELBO {:8.3}",
+                row.epoch,
+                f.rate,
+                f.distortion,
+                f.classification,
+                100.0 * row.test.accuracy,
+                row.test.neg_elbo
+            )
+        });
+        rows.push(row);
+        write_jsonl(&out.join("log.jsonl"), &rows)?;
+        checkpoint::save(
+            &trainer,
+            &ckpt_path,
+            json!({"wall_seconds": wall_before + clock.elapsed().as_secs_f64(),
+                   "data_dir": domains.dir, "source_classes": source.classes}),
+        )?;
+    }
+    progress.finish_and_clear();
+    wall_before += clock.elapsed().as_secs_f64();
+    let Some(last) = rows.last().cloned() else {
+        return Err(invalid(format!("no epoch was trained (epochs = {epochs})")));
+    };
+    write_csv(&out.join("log.csv"), &rows)?;
+    let curves = write_curves(out, &rows, &config, &device_name::<B>(device))?;
+    let inner = trainer.model().valid();
+    let (recon, samples) =
+        write_model_images(&inner, &source.test, binarization, seed, out, device)?;
+    let summary = TrainSourceSummary {
+        test: last.test,
+        train: last.train,
+        validation: last.validation,
+        lambda: config.training.lambda,
+        gamma: config.training.gamma,
+        seed,
+        device: device_name::<B>(device),
+        config,
+        wall_seconds: wall_before,
+        epochs: last.epoch,
+        steps: last.step,
+        data_dir: domains.dir.clone(),
+        checkpoint: ckpt_path.clone(),
+        units: "nats per example; D is the Bernoulli/Gaussian/logistic negative log-likelihood summed over pixels".into(),
+    };
+    let summary_path = out.join("summary.json");
+    write_json(&summary_path, &summary)?;
+    Ok(TrainSourceOutcome {
+        summary,
+        files: vec![summary_path, ckpt_path, recon, samples, curves],
+    })
+}
+
+type Resumed<B> = (Trainer<B>, Vec<EpochRow>, f64);
+
+fn resume<B: AutodiffBackend>(
+    ckpt_path: &Path,
+    config: &TrainSourceConfig,
+    options: &TrainSourceOptions,
+    device: &B::Device,
+) -> Result<Resumed<B>> {
+    if !ckpt_path.is_file() {
+        return Err(invalid(format!(
+            "--resume: no checkpoint at {} (run without --resume first)",
+            ckpt_path.display()
+        )));
+    }
+    let header = checkpoint::read_header(ckpt_path)?;
+    if header.model != config.model {
+        return Err(invalid(format!(
+            "--resume: the checkpoint {} holds a different model ({:?}) than {} ({:?})",
+            ckpt_path.display(),
+            header.model,
+            options.config.display(),
+            config.model
+        )));
+    }
+    let wall = header
+        .extra
+        .get("wall_seconds")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(0.0);
+    let trainer = checkpoint::load::<B>(ckpt_path, Some(config.training.clone()), device)?;
+    let log = options.out.join("log.jsonl");
+    let rows = if log.exists() {
+        read_jsonl::<EpochRow>(&log)?
+            .into_iter()
+            .filter(|r| r.epoch <= trainer.state.epoch)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    eprintln!(
+        "resuming {} at epoch {} (step {})",
+        ckpt_path.display(),
+        trainer.state.epoch,
+        trainer.state.step
+    );
+    Ok((trainer, rows, wall))
+}
+
+fn write_curves(
+    out: &Path,
+    rows: &[EpochRow],
+    config: &TrainSourceConfig,
+    device: &str,
+) -> Result<PathBuf> {
+    type Get = fn(&Metrics) -> f64;
+    let pts = |f: Get, test: bool| -> Vec<(f64, f64)> {
+        rows.iter()
+            .map(|r| (r.epoch as f64, f(if test { &r.test } else { &r.train })))
+            .collect()
+    };
+    let mut series = Vec::new();
+    let curves: [(&str, Get); 3] = [
+        ("R", |m| m.functionals.rate),
+        ("D / 10", |m| m.functionals.distortion / 10.0),
+        ("10 C", |m| 10.0 * m.functionals.classification),
+    ];
+    for (i, (name, f)) in curves.into_iter().enumerate() {
+        series.push(Series {
+            label: format!("{name} (test)"),
+            points: pts(f, true),
+            mark: Mark::ThickLine,
+            color: i,
+        });
+        series.push(Series {
+            label: format!("{name} (train)"),
+            points: pts(f, false),
+            mark: Mark::Line,
+            color: i,
+        });
+    }
+    let stem = out.join("curves");
+    write_chart(
+        &stem,
+        &Chart {
+            title: format!(
+                "train-source {} (lambda {}, gamma {}), {device}",
+                config.model.architecture.name(),
+                config.training.lambda,
+                config.training.gamma
+            ),
+            x_label: "epoch".into(),
+            y_label: "nats per example (scaled)".into(),
+            series,
+        },
+    )?;
+    Ok(stem.with_extension("png"))
+}

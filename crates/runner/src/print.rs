@@ -1,0 +1,226 @@
+//! Tables of the typed summaries on stdout.
+
+use std::path::PathBuf;
+
+use fep_experiments::bench::{BenchReport, ModelBench, ReferenceReport};
+use fep_experiments::exact::{ExactIsoSummary, ExactSolveSummary};
+use fep_experiments::process::{IsoClassificationSummary, MethodResult, TransferSummary};
+use fep_experiments::train_source::TrainSourceSummary;
+
+/// `wrote <first>` and the others indented below.
+pub fn files(files: &[PathBuf]) {
+    for (i, f) in files.iter().enumerate() {
+        let lead = if i == 0 { "wrote" } else { "     " };
+        println!("{lead} {}", f.display());
+    }
+}
+
+/// The R / D / C / accuracy / -ELBO table of a trained source model.
+pub fn train_source(s: &TrainSourceSummary) {
+    println!(
+        "\n{} at lambda = {}, gamma = {} after {} epochs (nats per example)",
+        s.config.model.architecture.name(),
+        s.lambda,
+        s.gamma,
+        s.epochs
+    );
+    println!(
+        "{:<12}{:>10}{:>11}{:>10}{:>10}{:>11}",
+        "split", "R", "D", "C", "acc %", "-ELBO"
+    );
+    for (name, m) in [
+        ("train", &s.train),
+        ("validation", &s.validation),
+        ("test", &s.test),
+    ] {
+        let f = &m.functionals;
+        println!(
+            "{name:<12}{:>10.3}{:>11.3}{:>10.4}{:>10.2}{:>11.3}",
+            f.rate,
+            f.distortion,
+            f.classification,
+            100.0 * m.accuracy,
+            m.neg_elbo
+        );
+    }
+    println!("\nwall time {:.1} s on {}", s.wall_seconds, s.device);
+}
+
+/// The iso-classification path beside the naive one.
+pub fn iso_classification(s: &IsoClassificationSummary) {
+    let p = &s.config.process;
+    println!(
+        "iso-classification, lambda {} -> {}, C0 = {:.4} (probe of {} {} examples)",
+        s.start.lambda,
+        p.lambda_end,
+        s.c0,
+        p.probe_size,
+        p.probe_split.describe()
+    );
+    println!(
+        "{:<24}{:>12}{:>12}{:>10}{:>10}{:>10}",
+        "path", "max |drift|", "R change", "gamma", "C", "acc %"
+    );
+    println!(
+        "{:<24}{:>11.2}%{:>11.1}%{:>10.3}{:>10.4}{:>10.2}",
+        "iso-classification",
+        100.0 * s.max_relative_drift,
+        100.0 * s.rate_relative_change,
+        s.end.gamma,
+        s.end.functionals.classification,
+        100.0 * s.end.accuracy
+    );
+    if let Some(end) = &s.naive.end {
+        println!(
+            "{:<24}{:>11.2}%{:>11}{:>10.3}{:>10.4}{:>10.2}",
+            "naive (gamma fixed)",
+            100.0 * s.naive.max_relative_drift,
+            "-",
+            end.gamma,
+            end.functionals.classification,
+            100.0 * end.accuracy
+        );
+    }
+}
+
+fn method_line(name: &str, v: &MethodResult, drift: Option<f64>) {
+    println!(
+        "{name:<28}{:>10.2}{:>10.2}{:>10.3}{:>10.3}{:>10.4}{:>12}",
+        100.0 * v.target_accuracy,
+        100.0 * v.source_accuracy,
+        v.target.rate,
+        v.target.distortion,
+        v.target.classification,
+        drift
+            .map(|d| format!("{:.2}%", 100.0 * d))
+            .unwrap_or_else(|| "-".into())
+    );
+}
+
+/// The transfer's table: ours beside the baselines.
+pub fn transfer(s: &TransferSummary) {
+    let probe = s.config.process.probe_split.describe();
+    println!(
+        "\ntransfer digits source -> target with C held at C0 = {:.4} ({probe} probe of p_t)",
+        s.c0
+    );
+    println!(
+        "{:<28}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
+        "method", "target %", "source %", "R", "D", "C", "max |drift|"
+    );
+    method_line(
+        "iso-classification (ours)",
+        &s.process,
+        Some(s.max_relative_drift),
+    );
+    if let Some(b) = &s.baselines.fine_tune {
+        method_line("fine-tune", b, None);
+    }
+    if let Some(b) = &s.baselines.paper_heuristic {
+        method_line("paper heuristic", b, b.max_relative_drift);
+    }
+    println!(
+        "(R, D, C on the target test set; drift measured on the {probe} probe of p_t along the path)"
+    );
+}
+
+/// The exact model at a point: closed form, trained, and the three sensitivity estimates.
+pub fn exact_solve(s: &ExactSolveSummary) {
+    println!("{:<16}{:>12}{:>12}{:>12}{:>12}", "", "R", "D", "C", "F");
+    for (name, p) in [("closed form", &s.closed_form), ("trained", &s.trained)] {
+        let f = &p.functionals;
+        println!(
+            "{name:<16}{:>12.6}{:>12.6}{:>12.6}{:>12.6}",
+            f.rate, f.distortion, f.classification, p.free_energy
+        );
+    }
+    println!(
+        "\n{:<16}{:>12}{:>12}{:>12}{:>12}",
+        "", "dD/dl", "dD/dg", "dC/dl", "dC/dg"
+    );
+    let t = &s.sensitivities;
+    for (name, row) in [
+        ("closed form", &t.closed_form),
+        ("IFT", &t.ift),
+        ("finite diff.", &t.finite_difference),
+    ] {
+        let v = &row.values;
+        println!(
+            "{name:<16}{:>12.6}{:>12.6}{:>12.6}{:>12.6}",
+            v.dD_dlambda, v.dD_dgamma, v.dC_dlambda, v.dC_dgamma
+        );
+    }
+}
+
+/// The exact iso-classification path beside the closed form's gamma.
+pub fn exact_iso(s: &ExactIsoSummary) {
+    println!("c0 = {:.6}", s.c0);
+    println!(
+        "{:>8}{:>10}{:>12}{:>10}{:>10}{:>10}{:>11}",
+        "lambda", "gamma", "gamma_exact", "R", "D", "C", "drift"
+    );
+    for p in &s.path {
+        let f = &p.functionals;
+        println!(
+            "{:>8.4}{:>10.4}{:>12.4}{:>10.4}{:>10.4}{:>10.4}{:>+11.2e}",
+            p.lambda,
+            p.gamma,
+            p.gamma_exact,
+            f.rate,
+            f.distortion,
+            f.classification,
+            p.relative_drift
+        );
+    }
+    println!("max relative drift {:.2e}", s.max_relative_drift);
+}
+
+/// The header of the benchmark table.
+pub fn bench_header() {
+    println!(
+        "{:<14}{:>7}{:>16}{:>14}{:>16}{:>12}",
+        "model", "batch", "train steps/s", "images/s", "eval images/s", "HVP/grad"
+    );
+}
+
+/// One row of the benchmark table.
+pub fn bench_row(m: &ModelBench) {
+    let t = &m.train_steps_per_second;
+    println!(
+        "{:<14}{:>7}{:>10.2} ({:.2}-{:.2}){:>10.0}{:>16.0}{:>12.2}",
+        m.architecture,
+        m.batch,
+        t.median,
+        t.min,
+        t.max,
+        m.train_images_per_second_median,
+        m.eval_images_per_second.median,
+        m.hvp_over_gradient.median
+    );
+}
+
+/// The end of the benchmark: data loading and memory.
+pub fn bench_footer(r: &BenchReport) {
+    println!(
+        "data loading (MNIST, dynamic binarisation, to device): {:.0} images/s median",
+        r.data_loading_images_per_second.median
+    );
+    if let Some(p) = r.peak_rss_mib {
+        println!("peak resident memory: {p:.0} MiB");
+    }
+}
+
+/// The reference model's throughput.
+pub fn bench_reference(r: &ReferenceReport) {
+    println!(
+        "reference model, batch {} (micro-batches {:?}): {:.2} steps/s median ({:.2}-{:.2}), {:.0} images/s, {} threads, {}",
+        r.batch,
+        r.micro_batch,
+        r.median_steps_per_second,
+        r.range[0],
+        r.range[1],
+        r.images_per_second_median,
+        r.threads,
+        r.backend
+    );
+}
