@@ -52,7 +52,8 @@ if [[ "$HAVE_GPU" == "1" ]]; then
         FEP_TEST_BACKEND=cuda cargo test --release -p fep-runner --features cuda --test gpu -- --ignored \
             2>&1 | tee "$OUT/gpu-tests.txt"
         status_cli=${PIPESTATUS[0]}
-        cargo test --release -p fep-models --features test-cuda 2>&1 | tee "$OUT/model-tests-cuda.txt"
+        cargo test --release -p fep-models -p fep-thermo --features fep-models/test-cuda,fep-thermo/test-cuda \
+            2>&1 | tee "$OUT/model-tests-cuda.txt"
         status_models=${PIPESTATUS[0]}
         set -e
         log "GPU test status: cli $status_cli, models $status_models"

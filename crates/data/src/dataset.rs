@@ -31,11 +31,18 @@ impl Split {
     }
 }
 
-impl fmt::Display for Split {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// `Display` as the lower-case `name()`.
+macro_rules! display_by_name {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    )*};
 }
+
+display_by_name!(Split, DatasetKind);
 
 impl FromStr for Split {
     type Err = DataError;
@@ -71,12 +78,6 @@ impl DatasetKind {
             DatasetKind::Mnist => "mnist",
             DatasetKind::Cifar10 => "cifar10",
         }
-    }
-}
-
-impl fmt::Display for DatasetKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 

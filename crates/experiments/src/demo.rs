@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use burn::tensor::backend::AutodiffBackend;
 
+use crate::Outcome;
 use crate::error::Result;
 use crate::process::ProcessOptions;
-use crate::process::transfer::{TransferOutcome, transfer};
-use crate::train_source::{CHECKPOINT, TrainSourceOptions, TrainSourceOutcome, train_source};
+use crate::process::transfer::{TransferSummary, transfer};
+use crate::train_source::{CHECKPOINT, TrainSourceOptions, TrainSourceSummary, train_source};
 
 /// Where and how the demo runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,8 +62,8 @@ impl DemoOptions {
 pub fn demo<B: AutodiffBackend>(
     device: &B::Device,
     options: &DemoOptions,
-    announce: impl FnOnce(&TrainSourceOutcome),
-) -> Result<(TrainSourceOutcome, TransferOutcome)> {
+    announce: impl FnOnce(&Outcome<TrainSourceSummary>),
+) -> Result<(Outcome<TrainSourceSummary>, Outcome<TransferSummary>)> {
     let source = train_source::<B>(device, &options.train_options())?;
     announce(&source);
     let transfer = transfer::<B>(device, &options.transfer_options())?;

@@ -38,3 +38,13 @@ pub mod surface;
 pub mod train_source;
 
 pub use error::{ExperimentError, Result};
+
+/// A finished experiment: its typed summary (also written as `summary.json`) and the
+/// files worth showing (the summary first).
+#[derive(Debug, Clone)]
+pub struct Outcome<S> {
+    /// The summary.
+    pub summary: S,
+    /// Files written.
+    pub files: Vec<std::path::PathBuf>,
+}

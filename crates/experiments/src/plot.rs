@@ -1,7 +1,7 @@
 //! Line and scatter charts as SVG and PNG, with an embedded font (DejaVu Sans) so
 //! text renders on machines without system fonts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::prelude::*;
@@ -152,6 +152,12 @@ where
         .map_err(drawing)?;
     root.present().map_err(drawing)?;
     Ok(())
+}
+
+/// Write `<stem>.svg` and `<stem>.png`, each atomically, and return the PNG's path.
+pub fn write_chart_files(stem: &Path, chart: &Chart) -> Result<PathBuf> {
+    write_chart(stem, chart)?;
+    Ok(stem.with_extension("png"))
 }
 
 /// Write `<stem>.svg` and `<stem>.png`, each atomically.

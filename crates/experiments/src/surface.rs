@@ -16,9 +16,10 @@ use fep_thermo::surface::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::Outcome;
 use crate::error::{ExperimentError, Result, ResultExt, invalid};
 use crate::io::{create_dir, read_jsonl, read_toml, write_json, write_jsonl, write_toml};
-use crate::plot::{Chart, Mark, Series, write_chart};
+use crate::plot::{Chart, Mark, Series, write_chart_files};
 use crate::progress::bar;
 
 /// The `[sweep]` section.
@@ -139,15 +140,6 @@ pub struct SurfaceSummary {
     pub config: SurfaceConfig,
 }
 
-/// A merged surface: its summary and the files worth showing.
-#[derive(Debug, Clone)]
-pub struct SurfaceOutcome {
-    /// The summary (also in `summary.json`).
-    pub summary: SurfaceSummary,
-    /// Files written.
-    pub files: Vec<PathBuf>,
-}
-
 /// The shard file of `shard` under `out`.
 pub fn shard_path(out: &Path, shard: Shard) -> PathBuf {
     out.join("shards").join(format!(
@@ -250,7 +242,7 @@ pub fn read_shards(out: &Path) -> Result<Vec<ShardRecord>> {
 }
 
 /// Joins the shards under `out`, measures the identities, fits the surface and draws it.
-pub fn merge(cfg: &SurfaceConfig, out: &Path, device: String) -> Result<SurfaceOutcome> {
+pub fn merge(cfg: &SurfaceConfig, out: &Path, device: String) -> Result<Outcome<SurfaceSummary>> {
     let records = read_shards(out)?;
     let cells: Vec<GridCell> = records
         .iter()
@@ -305,7 +297,7 @@ pub fn merge(cfg: &SurfaceConfig, out: &Path, device: String) -> Result<SurfaceO
     let charts = write_surface_charts(out, &grid, &fits, &device)?;
     let mut files = vec![summary_path];
     files.extend(charts);
-    Ok(SurfaceOutcome { summary, files })
+    Ok(Outcome { summary, files })
 }
 
 fn fit_of<'a>(fits: &'a BTreeMap<String, QuadraticFit>, name: &str) -> Result<&'a QuadraticFit> {
@@ -346,16 +338,12 @@ fn write_surface_charts(
             color: j,
         });
     }
-    let rd = out.join("surface_rate_distortion");
-    write_chart(
-        &rd,
-        &Chart {
-            title: format!("equilibrium surface projected on (D, R), {device}"),
-            x_label: "distortion D (nats)".into(),
-            y_label: "rate R (nats)".into(),
-            series,
-        },
-    )?;
+    let rd = Chart {
+        title: format!("equilibrium surface projected on (D, R), {device}"),
+        x_label: "distortion D (nats)".into(),
+        y_label: "rate R (nats)".into(),
+        series,
+    };
     let mut series = Vec::new();
     for (i, &l) in grid.lambdas.iter().enumerate() {
         series.push(Series {
@@ -368,15 +356,14 @@ fn write_surface_charts(
             color: i,
         });
     }
-    let cg = out.join("surface_classification");
-    write_chart(
-        &cg,
-        &Chart {
-            title: format!("C against gamma at each lambda, {device}"),
-            x_label: "gamma".into(),
-            y_label: "classification loss C (nats)".into(),
-            series,
-        },
-    )?;
-    Ok(vec![rd.with_extension("png"), cg.with_extension("png")])
+    let cg = Chart {
+        title: format!("C against gamma at each lambda, {device}"),
+        x_label: "gamma".into(),
+        y_label: "classification loss C (nats)".into(),
+        series,
+    };
+    Ok(vec![
+        write_chart_files(&out.join("surface_rate_distortion"), &rd)?,
+        write_chart_files(&out.join("surface_classification"), &cg)?,
+    ])
 }

@@ -14,6 +14,7 @@ use fep_models::{FepModel, ModelConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::Outcome;
 use crate::error::{Result, ResultExt, invalid};
 use crate::images::write_model_images;
 use crate::io::{
@@ -125,15 +126,6 @@ pub struct TrainSourceSummary {
     pub units: String,
 }
 
-/// A finished run: its summary and the files worth showing.
-#[derive(Debug, Clone)]
-pub struct TrainSourceOutcome {
-    /// The summary (also in `summary.json`).
-    pub summary: TrainSourceSummary,
-    /// Files written: summary, checkpoint, images, curves.
-    pub files: Vec<PathBuf>,
-}
-
 /// Reads and validates the config of `options`, with the command-line overrides applied.
 pub fn load_config(options: &TrainSourceOptions) -> Result<TrainSourceConfig> {
     let mut config: TrainSourceConfig = read_toml(&options.config)?;
@@ -153,7 +145,7 @@ pub fn load_config(options: &TrainSourceOptions) -> Result<TrainSourceConfig> {
 pub fn train_source<B: AutodiffBackend>(
     device: &B::Device,
     options: &TrainSourceOptions,
-) -> Result<TrainSourceOutcome> {
+) -> Result<Outcome<TrainSourceSummary>> {
     let config = load_config(options)?;
     let domains = Domains::load(&config.data, options.data_dir.as_deref())?;
     let source = &domains.source;
@@ -275,7 +267,7 @@ pub fn train_source<B: AutodiffBackend>(
     };
     let summary_path = out.join("summary.json");
     write_json(&summary_path, &summary)?;
-    Ok(TrainSourceOutcome {
+    Ok(Outcome {
         summary,
         files: vec![summary_path, ckpt_path, recon, samples, curves],
     })

@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
+use burn::tensor::backend::AutodiffBackend;
 use fep_data::{DataConfig, Domains, ProbeSplit};
-use fep_models::assemble::SystemSpec;
+use fep_models::assemble::{Assembled, SystemSpec, system_from_checkpoint};
 use fep_thermo::{
     Continuation, EulerConfig, HvpMethod, IftConfig, Integrator, IntegratorKind,
     PredictorCorrectorConfig,
@@ -315,16 +316,44 @@ pub(crate) struct Setup {
     pub domains: Domains,
 }
 
+impl Setup {
+    /// A fresh system at the source checkpoint's equilibrium, on the source (and, with
+    /// `with_target`, the target) domain.
+    pub fn assemble<B: AutodiffBackend>(
+        &self,
+        device: &B::Device,
+        with_target: bool,
+    ) -> Result<Assembled<B>> {
+        let target = if with_target {
+            Some(self.domains.require_target()?)
+        } else {
+            None
+        };
+        Ok(system_from_checkpoint::<B>(
+            &self.cfg.source_checkpoint,
+            device,
+            &self.domains.source,
+            target,
+            &self.cfg.process.system_spec(&self.cfg.data),
+        )?)
+    }
+}
+
+/// What an experiment falls back on and needs.
+pub(crate) struct Defaults {
+    /// The config file where none is given.
+    pub config: &'static str,
+    /// The result directory where none is given.
+    pub out: &'static str,
+    /// Whether `[data] target_classes` is required.
+    pub needs_target: bool,
+}
+
 /// Loads the config and the data and prepares a fresh result directory holding the
 /// resolved config.
-pub(crate) fn setup(
-    options: &ProcessOptions,
-    default_config: &str,
-    default_out: &str,
-    needs_target: bool,
-) -> Result<Setup> {
-    let cfg = options.load_config(default_config)?;
-    if needs_target && cfg.data.target_classes.is_none() {
+pub(crate) fn setup(options: &ProcessOptions, defaults: &Defaults) -> Result<Setup> {
+    let cfg = options.load_config(defaults.config)?;
+    if defaults.needs_target && cfg.data.target_classes.is_none() {
         return Err(invalid(
             "the transfer needs [data] target_classes (for example [5, 6, 7, 8, 9])",
         ));
@@ -332,7 +361,7 @@ pub(crate) fn setup(
     let out = options
         .out
         .clone()
-        .unwrap_or_else(|| PathBuf::from(default_out));
+        .unwrap_or_else(|| PathBuf::from(defaults.out));
     let domains = Domains::load(&cfg.data, options.data_dir.as_deref())?;
     prepare_out_dir(&out, options.force)?;
     write_toml(&out.join("config.toml"), &cfg)?;

@@ -7,14 +7,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
-use fep_models::assemble::{Assembled, system_from_checkpoint};
+use fep_models::assemble::Assembled;
 use fep_thermo::{
     ConstraintKind, Continuation, Functionals, IntegratorKind, Multipliers, ProcessPath,
 };
 use serde::{Deserialize, Serialize};
 
-use super::config::{ProcessConfig, ProcessOptions, setup};
+use super::config::{Defaults, ProcessConfig, ProcessOptions, setup};
 use super::trace::{ChartSpec, TraceRow, trace_process, write_trace, write_trace_charts};
+use crate::Outcome;
 use crate::error::{Result, invalid};
 use crate::io::write_json;
 use crate::provenance::device_name;
@@ -97,34 +98,22 @@ pub struct IsoClassificationSummary {
     pub config: ProcessConfig,
 }
 
-/// A finished iso-classification: its summary and the files worth showing.
-#[derive(Debug, Clone)]
-pub struct IsoClassificationOutcome {
-    /// The summary (also in `summary.json`).
-    pub summary: IsoClassificationSummary,
-    /// Files written: the summary and the charts.
-    pub files: Vec<PathBuf>,
-}
+const DEFAULTS: Defaults = Defaults {
+    config: "experiments/iso-classification.toml",
+    out: "runs/iso-classification",
+    needs_target: false,
+};
 
 /// Runs the iso-classification of `options` (default config
 /// `experiments/iso-classification.toml`) on backend B.
 pub fn iso_classification<B: AutodiffBackend>(
     device: &B::Device,
     options: &ProcessOptions,
-) -> Result<IsoClassificationOutcome> {
-    let setup = setup(
-        options,
-        "experiments/iso-classification.toml",
-        "runs/iso-classification",
-        false,
-    )?;
+) -> Result<Outcome<IsoClassificationSummary>> {
+    let setup = setup(options, &DEFAULTS)?;
     let (cfg, out, domains) = (&setup.cfg, &setup.out, &setup.domains);
     let clock = Instant::now();
-    let spec = cfg.process.system_spec(&cfg.data);
-    let assemble = || {
-        system_from_checkpoint::<B>(&cfg.source_checkpoint, device, &domains.source, None, &spec)
-    };
-    let Assembled { mut system, start } = assemble()?;
+    let Assembled { mut system, start } = setup.assemble::<B>(device, false)?;
     let path = ProcessPath::lambda_only(start.lambda, cfg.process.lambda_end);
     let traced = trace_process(
         &mut system,
@@ -137,10 +126,7 @@ pub fn iso_classification<B: AutodiffBackend>(
     )?;
     let process_wall = clock.elapsed().as_secs_f64();
     write_trace(out, "trace", &traced.rows)?;
-    let Assembled {
-        system: mut naive_system,
-        ..
-    } = assemble()?;
+    let mut naive_system = setup.assemble::<B>(device, false)?.system;
     let mut naive_continuation =
         Continuation::euler(cfg.process.steps, cfg.process.equilibration_steps, cfg.ift);
     naive_continuation.gamma_bounds.max = cfg.process.max_gamma;
@@ -196,5 +182,5 @@ pub fn iso_classification<B: AutodiffBackend>(
     let summary_path = out.join("summary.json");
     write_json(&summary_path, &summary)?;
     files.insert(0, summary_path);
-    Ok(IsoClassificationOutcome { summary, files })
+    Ok(Outcome { summary, files })
 }

@@ -9,16 +9,17 @@ use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use fep_data::Domains;
-use fep_models::assemble::{Assembled, system_from_checkpoint};
+use fep_models::assemble::Assembled;
 use fep_models::system::DeepSystem;
 use fep_thermo::{ConstraintKind, Functionals, Multipliers, ProcessPath};
 use serde::{Deserialize, Serialize};
 
 use super::baselines::{fine_tune, paper_heuristic};
-use super::config::{ProcessConfig, ProcessOptions, setup};
+use super::config::{Defaults, ProcessConfig, ProcessOptions, setup};
 use super::trace::{
     ChartSpec, TraceRow, max_drift, trace_process, write_trace, write_trace_charts,
 };
+use crate::Outcome;
 use crate::error::Result;
 use crate::io::write_json;
 use crate::provenance::device_name;
@@ -123,15 +124,6 @@ pub struct TransferSummary {
     pub config: ProcessConfig,
 }
 
-/// A finished transfer: its summary and the files worth showing.
-#[derive(Debug, Clone)]
-pub struct TransferOutcome {
-    /// The summary (also in `summary.json`).
-    pub summary: TransferSummary,
-    /// Files written: the summary and the charts.
-    pub files: Vec<PathBuf>,
-}
-
 /// Accuracies on both test sets and R, D, C on the target test set of the current model.
 fn final_metrics<B: AutodiffBackend>(
     system: &DeepSystem<B>,
@@ -150,32 +142,22 @@ fn final_metrics<B: AutodiffBackend>(
     })
 }
 
+const DEFAULTS: Defaults = Defaults {
+    config: "experiments/transfer-iso-classification.toml",
+    out: "runs/transfer-iso-classification",
+    needs_target: true,
+};
+
 /// Runs the transfer of `options` (default config
 /// `experiments/transfer-iso-classification.toml`) on backend B.
 pub fn transfer<B: AutodiffBackend>(
     device: &B::Device,
     options: &ProcessOptions,
-) -> Result<TransferOutcome> {
-    let setup = setup(
-        options,
-        "experiments/transfer-iso-classification.toml",
-        "runs/transfer-iso-classification",
-        true,
-    )?;
+) -> Result<Outcome<TransferSummary>> {
+    let setup = setup(options, &DEFAULTS)?;
     let (cfg, out, domains) = (&setup.cfg, &setup.out, &setup.domains);
     let total = Instant::now();
-    let spec = cfg.process.system_spec(&cfg.data);
-    let target = Some(domains.require_target()?);
-    let assemble = || {
-        system_from_checkpoint::<B>(
-            &cfg.source_checkpoint,
-            device,
-            &domains.source,
-            target,
-            &spec,
-        )
-    };
-    let Assembled { mut system, start } = assemble()?;
+    let Assembled { mut system, start } = setup.assemble::<B>(device, true)?;
     let path = ProcessPath::transfer(start.lambda, cfg.process.lambda_end)
         .with_data_exponent(cfg.process.data_exponent);
     let clock = Instant::now();
@@ -209,7 +191,7 @@ pub fn transfer<B: AutodiffBackend>(
         vec![("iso-classification (ours)", traced.rows.clone())];
     if cfg.baselines.fine_tune {
         let clock = Instant::now();
-        let mut b = assemble()?;
+        let mut b = setup.assemble::<B>(device, true)?;
         let rows = fine_tune(&mut b.system, domains, start, budget, n, c0)?;
         baselines.fine_tune = Some(final_metrics(&b.system, domains)?);
         write_trace(out, "fine_tune", &rows)?;
@@ -220,7 +202,7 @@ pub fn transfer<B: AutodiffBackend>(
     }
     if cfg.baselines.paper_heuristic {
         let clock = Instant::now();
-        let mut b = assemble()?;
+        let mut b = setup.assemble::<B>(device, true)?;
         // Same Adam-step budget: each step trains once and adjusts at most max_adjustments times.
         let per_train = ((budget as usize) / (n * (1 + cfg.baselines.max_adjustments))).max(1);
         let rows = paper_heuristic(
@@ -283,5 +265,5 @@ pub fn transfer<B: AutodiffBackend>(
     let summary_path = out.join("summary.json");
     write_json(&summary_path, &summary)?;
     files.insert(0, summary_path);
-    Ok(TransferOutcome { summary, files })
+    Ok(Outcome { summary, files })
 }

@@ -22,10 +22,14 @@ pub trait Constraint: fmt::Debug + Send + Sync {
     fn monitored(&self) -> Functional;
 
     /// Whether gamma is solved from `G = G0` (false: gamma stays where it is).
-    fn solves_gamma(&self) -> bool;
+    fn solves_gamma(&self) -> bool {
+        true
+    }
 
     /// The residual `G - G0` at measured functionals.
-    fn residual(&self, functionals: &Functionals, target: f64) -> f64;
+    fn residual(&self, functionals: &Functionals, target: f64) -> f64 {
+        functionals.get(self.monitored()) - target
+    }
 
     /// The parameter gradient `grad G` at an equilibrium, from the gradients that the
     /// implicit function theorem measured there.
@@ -57,12 +61,6 @@ impl Constraint for IsoClassification {
     fn monitored(&self) -> Functional {
         Functional::Classification
     }
-    fn solves_gamma(&self) -> bool {
-        true
-    }
-    fn residual(&self, functionals: &Functionals, target: f64) -> f64 {
-        functionals.classification - target
-    }
     fn gradient(&self, solution: &IftSolution, _multipliers: Multipliers) -> Vec<f64> {
         solution.grad_classification.clone()
     }
@@ -75,12 +73,6 @@ impl Constraint for IsoDistortion {
     fn monitored(&self) -> Functional {
         Functional::Distortion
     }
-    fn solves_gamma(&self) -> bool {
-        true
-    }
-    fn residual(&self, functionals: &Functionals, target: f64) -> f64 {
-        functionals.distortion - target
-    }
     fn gradient(&self, solution: &IftSolution, _multipliers: Multipliers) -> Vec<f64> {
         solution.grad_distortion.clone()
     }
@@ -92,12 +84,6 @@ impl Constraint for IsoRate {
     }
     fn monitored(&self) -> Functional {
         Functional::Rate
-    }
-    fn solves_gamma(&self) -> bool {
-        true
-    }
-    fn residual(&self, functionals: &Functionals, target: f64) -> f64 {
-        functionals.rate - target
     }
     fn gradient(&self, solution: &IftSolution, m: Multipliers) -> Vec<f64> {
         solution
@@ -118,9 +104,6 @@ impl Constraint for FixedGamma {
     }
     fn solves_gamma(&self) -> bool {
         false
-    }
-    fn residual(&self, functionals: &Functionals, target: f64) -> f64 {
-        functionals.classification - target
     }
     fn gradient(&self, solution: &IftSolution, _multipliers: Multipliers) -> Vec<f64> {
         solution.grad_classification.clone()

@@ -2,12 +2,21 @@
 
 #![allow(dead_code)]
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Autodiff;
 use fep_thermo::exact::{ExactConfig, ExactModelConfig, ExactTrainingConfig, GaussianDataConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-pub type B = Autodiff<Flex>;
+/// The backend of the Burn-model tests: flex by default, a GPU backend with
+/// `--features test-cuda` or `--features test-wgpu` (the same tests on every backend).
+#[cfg(not(any(feature = "test-cuda", feature = "test-wgpu")))]
+pub type B = Autodiff<burn::backend::Flex>;
+/// The backend of the Burn-model tests (CUDA).
+#[cfg(feature = "test-cuda")]
+pub type B = Autodiff<burn::backend::Cuda>;
+/// The backend of the Burn-model tests (wgpu, the best adapter).
+#[cfg(all(feature = "test-wgpu", not(feature = "test-cuda")))]
+pub type B = Autodiff<burn::backend::Wgpu>;
 
 /// A random symmetric positive definite matrix `L L' + 0.3 I` (n x n) and a random
 /// m x n regression matrix, so that W'W is not proportional to I.

@@ -1,0 +1,95 @@
+//! The typed summaries read the `summary.json` files written by the previous version of
+//! the experiments (fixtures from a real `fep demo` run), and the report is built from
+//! them through serde, with the measured numbers in its tables.
+
+use std::path::{Path, PathBuf};
+
+use fep_experiments::io::{read_json, write_json};
+use fep_experiments::process::TransferSummary;
+use fep_experiments::report::{ReportOptions, report};
+use fep_experiments::train_source::TrainSourceSummary;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs")
+}
+
+#[test]
+fn summaries_of_the_previous_version_parse_and_round_trip() {
+    let transfer: TransferSummary =
+        read_json(&fixtures().join("transfer-iso-classification/summary.json"))
+            .expect("the old transfer summary parses");
+    assert!((transfer.c0 - 0.14699947834014893).abs() < 1e-15);
+    assert_eq!(transfer.unconverged_steps, 1);
+    assert_eq!(transfer.budget.optimizer_steps, 3520);
+    let heuristic = transfer
+        .baselines
+        .paper_heuristic
+        .as_ref()
+        .expect("the heuristic ran");
+    assert_eq!(heuristic.optimizer_steps, Some(3504));
+    assert!((heuristic.target.rate - 17.263406101661392).abs() < 1e-12);
+    assert!(transfer.baselines.fine_tune.is_some());
+    assert_eq!(transfer.config.process.steps, 8);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let again = dir.path().join("summary.json");
+    write_json(&again, &transfer).expect("write");
+    let back: TransferSummary = read_json(&again).expect("read back");
+    assert_eq!(back, transfer);
+
+    let source: TrainSourceSummary = read_json(&fixtures().join("train-source/summary.json"))
+        .expect("the old train-source summary parses");
+    assert!(
+        (source.test.functionals.rate + source.test.functionals.distortion - source.test.neg_elbo)
+            .abs()
+            < 1e-9
+    );
+    assert_eq!(source.seed, source.config.training.seed);
+}
+
+#[test]
+fn report_tables_hold_the_measured_numbers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("docs/REPRODUCTION.md");
+    let written = report(&ReportOptions {
+        runs: fixtures(),
+        out: out.clone(),
+    })
+    .expect("report");
+    assert_eq!(written, out);
+    let md = std::fs::read_to_string(&out).expect("read the report");
+    // Transfer: C0, ours, and the heuristic's drift as measured.
+    assert!(md.contains("C0 = 0.1470"), "{md}");
+    assert!(
+        md.contains("| paper heuristic | 93.78% | 27.95% | 17.263 | 93.069 | 0.2776 | 144.09% |"),
+        "{md}"
+    );
+    assert!(md.contains("| fine-tune | 90.82% | 0.00% |"), "{md}");
+    // Train-source: the test row.
+    let source: TrainSourceSummary =
+        read_json(&fixtures().join("train-source/summary.json")).expect("parses");
+    let row = format!(
+        "| test | {:.3} | {:.3} | {:.4} |",
+        source.test.functionals.rate,
+        source.test.functionals.distortion,
+        source.test.functionals.classification
+    );
+    assert!(md.contains(&row), "{row} not in {md}");
+    // Experiments without results say so.
+    assert!(md.contains("## 2. Iso-classification") && md.contains("Not run."));
+}
+
+#[test]
+fn an_unreadable_summary_is_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runs = dir.path().join("runs");
+    std::fs::create_dir_all(runs.join("surface")).expect("mkdir");
+    std::fs::write(runs.join("surface/summary.json"), "{\"lambdas\": [1, 2]}").expect("write");
+    let err = report(&ReportOptions {
+        runs: runs.clone(),
+        out: dir.path().join("r.md"),
+    })
+    .expect_err("a truncated summary is an error");
+    let text = format!("{err}");
+    assert!(text.contains("surface/summary.json"), "{text}");
+}
