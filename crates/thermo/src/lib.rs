@@ -16,6 +16,8 @@
 //!   iso-rate, fixed gamma, transfer along a data path) as a [`Continuation`] of a
 //!   predictor, a corrector and a step control, run step by step by a [`Process`]
 //!   iterator; the paper's Euler scheme is [`Continuation::euler`];
+//! - [`equilibrium`]: equilibration that stops on a measured criterion (gradient norm,
+//!   stationarity of the optimiser's measurements) and reports it;
 //! - [`surface`]: equilibrium points on a grid, sweeping a system over it in shards,
 //!   the measured residuals of the thermodynamic identities and a quadratic fit;
 //! - [`quadratic`]: a toy system with closed forms (quadratic R, D, C), for tests and
@@ -25,6 +27,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod burn_params;
+pub mod equilibrium;
 pub mod error;
 pub mod exact;
 pub mod process;
@@ -34,6 +37,10 @@ pub mod surface;
 pub mod system;
 pub mod vector;
 
+pub use equilibrium::{
+    Equilibrium, EquilibriumReport, StationarityMonitor, StationarityTest, StoppingRule,
+    equilibrate_by_rule,
+};
 pub use error::{Result, ThermoError};
 pub use process::{
     AdaptiveStep, Constraint, ConstraintKind, Continuation, Correction, Corrector, EulerConfig,

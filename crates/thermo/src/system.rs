@@ -177,4 +177,17 @@ pub trait ThermodynamicSystem {
     /// Take `steps` optimiser steps on `J = R + lambda D + gamma C` on p_t and
     /// return the functionals afterwards.
     fn equilibrate(&mut self, multipliers: Multipliers, steps: usize) -> Result<Functionals>;
+
+    /// Relax towards the equilibrium at `multipliers` on p_t until `rule` says it is
+    /// reached (or its budget is spent), and report what was measured. The default
+    /// ([`crate::equilibrium::equilibrate_by_rule`]) handles fixed steps and the
+    /// gradient-norm rule; systems with stochastic optimisers implement the
+    /// stationarity test.
+    fn equilibrate_until(
+        &mut self,
+        multipliers: Multipliers,
+        rule: &crate::equilibrium::StoppingRule,
+    ) -> Result<crate::equilibrium::Equilibrium> {
+        crate::equilibrium::equilibrate_by_rule(self, multipliers, rule)
+    }
 }
