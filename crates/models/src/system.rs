@@ -18,12 +18,17 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 use fep_data::{Binarization, ImageDataset};
 use fep_thermo::burn_params::{flatten_gradients, flatten_params, load_params};
-use fep_thermo::{Functionals, Multipliers, ThermoError, ThermodynamicSystem, Weights};
+use fep_thermo::{
+    Equilibrium, EquilibriumReport, Functionals, Multipliers, StationarityMonitor,
+    StationarityTest, StoppingRule, ThermoError, ThermodynamicSystem, Weights, equilibrate_by_rule,
+};
 
-use crate::error::Result;
+use crate::error::{ModelError, Result};
 use crate::model::{BatchFunctionals, FepModel};
 use crate::noise::PROBE_STREAM;
-use crate::train::{Metrics, ShuffledImages, Trainer, TrainingData, evaluate, noise_tensor};
+use crate::train::{
+    Metrics, ShuffledImages, StepReport, Trainer, TrainingData, evaluate, noise_tensor,
+};
 
 /// A fixed batch with fixed noise on which functionals are measured.
 #[derive(Debug, Clone)]
@@ -258,6 +263,23 @@ impl<B: AutodiffBackend> DeepSystem<B> {
         self.train_steps_averaged(m, steps, 0)
     }
 
+    /// One Adam step on `(1 - t) J(source batch) + t J(target batch)` at `m`; returns the
+    /// minibatch functionals it saw.
+    fn train_step(&mut self, m: Multipliers) -> Result<StepReport> {
+        let mut parts = Vec::with_capacity(2);
+        if self.t < 1.0 {
+            parts.push((1.0 - self.t, self.next_batch(0)?));
+        }
+        if self.t > 0.0 {
+            parts.push((self.t, self.next_batch(1)?));
+        }
+        let report =
+            self.trainer
+                .step_weighted(parts, m.lambda, m.gamma, self.settings.learning_rate)?;
+        self.work.optimizer_steps += 1;
+        Ok(report)
+    }
+
     /// As [`DeepSystem::train_steps`], then set the parameters to the mean of the last
     /// `average_last` iterates (none if 0).
     pub fn train_steps_averaged(
@@ -266,36 +288,89 @@ impl<B: AutodiffBackend> DeepSystem<B> {
         steps: usize,
         average_last: usize,
     ) -> Result<()> {
-        let mut sum: Option<Vec<f64>> = None;
-        let mut count = 0usize;
+        let mut average = IterateAverage::default();
         for k in 0..steps {
-            let mut parts = Vec::with_capacity(2);
-            if self.t < 1.0 {
-                parts.push((1.0 - self.t, self.next_batch(0)?));
-            }
-            if self.t > 0.0 {
-                parts.push((self.t, self.next_batch(1)?));
-            }
-            self.trainer
-                .step_weighted(parts, m.lambda, m.gamma, self.settings.learning_rate)?;
-            self.work.optimizer_steps += 1;
+            self.train_step(m)?;
             if average_last > 0 && k + average_last >= steps {
-                let theta = flatten_params(self.trainer.model());
-                match &mut sum {
-                    None => sum = Some(theta),
-                    Some(acc) => acc.iter_mut().zip(&theta).for_each(|(a, b)| *a += b),
-                }
-                count += 1;
+                average.add(flatten_params(self.trainer.model()));
             }
         }
-        if let Some(mut acc) = sum
-            && count > 1
-        {
-            acc.iter_mut().for_each(|a| *a /= count as f64);
-            let model = load_params(self.trainer.model().clone(), &acc)?;
+        self.load_average(average)
+    }
+
+    /// Sets the parameters to an average of iterates (of at least two).
+    fn load_average(&mut self, average: IterateAverage) -> Result<()> {
+        if let Some(mean) = average.mean() {
+            let model = load_params(self.trainer.model().clone(), &mean)?;
             self.trainer.set_model(model);
         }
         Ok(())
+    }
+
+    /// Adam steps until the stationarity test of `test` holds on the minibatch functionals
+    /// (or `max_steps` are spent); the parameters are then the mean of the last window's
+    /// iterates (Polyak-Ruppert averaging), and R, D, C are measured on the probes.
+    pub fn equilibrate_stationary(
+        &mut self,
+        m: Multipliers,
+        test: &StationarityTest,
+    ) -> Result<Equilibrium> {
+        if test.window < 2 || test.consecutive == 0 || test.max_steps < test.window {
+            return Err(ModelError::InvalidConfig(format!(
+                "the stationarity test needs window >= 2, consecutive >= 1 and max_steps >= window, got {test:?}"
+            )));
+        }
+        let mut monitor = StationarityMonitor::default();
+        let (mut window, mut last_window) = (IterateAverage::default(), None);
+        let mut met = false;
+        while monitor.steps() < test.max_steps {
+            let report = self.train_step(m)?;
+            window.add(flatten_params(self.trainer.model()));
+            met = monitor.push(test, report.functionals);
+            if monitor.steps() % test.window == 0 {
+                last_window = Some(std::mem::take(&mut window));
+            }
+            if met {
+                break;
+            }
+        }
+        self.load_average(last_window.unwrap_or(window))?;
+        let functionals = self.functionals().map_err(ModelError::Thermo)?;
+        Ok(Equilibrium {
+            functionals,
+            report: EquilibriumReport {
+                steps: monitor.steps(),
+                quasi_newton_iterations: 0,
+                criterion: monitor.statistic(),
+                met,
+            },
+        })
+    }
+}
+
+/// A running sum of parameter vectors.
+#[derive(Debug, Default)]
+struct IterateAverage {
+    sum: Option<Vec<f64>>,
+    count: usize,
+}
+
+impl IterateAverage {
+    fn add(&mut self, theta: Vec<f64>) {
+        match &mut self.sum {
+            None => self.sum = Some(theta),
+            Some(acc) => acc.iter_mut().zip(&theta).for_each(|(a, b)| *a += b),
+        }
+        self.count += 1;
+    }
+
+    /// The mean, where there are at least two iterates.
+    fn mean(self) -> Option<Vec<f64>> {
+        let count = self.count as f64;
+        self.sum.filter(|_| self.count > 1).map(|mut acc| {
+            acc.iter_mut().for_each(|a| *a /= count);
+            acc
+        })
     }
 }
 
@@ -403,5 +478,20 @@ impl<B: AutodiffBackend> ThermodynamicSystem for DeepSystem<B> {
         self.train_steps_averaged(m, steps, steps / 4)
             .map_err(thermo_err)?;
         self.functionals()
+    }
+
+    /// The stationarity test runs on the minibatch functionals of the Adam steps
+    /// ([`DeepSystem::equilibrate_stationary`]); the other rules use the generic default.
+    fn equilibrate_until(
+        &mut self,
+        m: Multipliers,
+        rule: &StoppingRule,
+    ) -> fep_thermo::Result<Equilibrium> {
+        match rule {
+            StoppingRule::Stationary(test) => {
+                self.equilibrate_stationary(m, test).map_err(thermo_err)
+            }
+            _ => equilibrate_by_rule(self, m, rule),
+        }
     }
 }

@@ -13,7 +13,9 @@ use fep_models::checkpoint;
 use fep_models::system::{DeepSystem, EquilibrationSettings};
 use fep_models::train::{ShuffledImages, TrainConfig, Trainer};
 use fep_models::{Architecture, DecoderKind, FepModel, ModelConfig, ModelError, PriorKind};
-use fep_thermo::{IftConfig, Multipliers, ThermodynamicSystem, ift_sensitivities};
+use fep_thermo::{
+    IftConfig, Multipliers, StationarityTest, StoppingRule, ThermodynamicSystem, ift_sensitivities,
+};
 
 use common::{Inner, TestBackend as B, device as dev};
 
@@ -388,4 +390,70 @@ fn micro_batches_give_the_same_step() {
             p.len()
         );
     }
+}
+
+#[test]
+fn stationary_equilibration_stops_on_the_test_and_reports_it() {
+    let data = mnist_train();
+    let source = data.filter_classes(&[0, 1, 2, 3, 4]).take(256);
+    let (shuffled, mut trainer) = small_run(&source);
+    trainer.config.learning_rate = 3e-3;
+    for _ in 0..4 {
+        trainer.train_epoch(&shuffled, 4, |_| {}).unwrap();
+    }
+    let settings = EquilibrationSettings {
+        learning_rate: 1e-4,
+        binarization: Binarization::Static,
+    };
+    let probe = source.take(64);
+    let mut system = DeepSystem::new(
+        trainer,
+        Arc::new(source.clone()),
+        Arc::new(source.clone()),
+        &probe,
+        &probe,
+        settings,
+    )
+    .unwrap();
+    let m = Multipliers::new(2.0, 2.0);
+    // Near the trained point with a small learning rate: the window means are stationary.
+    let test = StationarityTest {
+        window: 8,
+        consecutive: 2,
+        z: 3.0,
+        min_steps: 16,
+        max_steps: 200,
+    };
+    let before = system.work().optimizer_steps;
+    let eq = system
+        .equilibrate_until(m, &StoppingRule::Stationary(test))
+        .unwrap();
+    let r = eq.report;
+    assert!(r.met, "{r:?}");
+    assert!(r.steps >= 24 && r.steps % 8 == 0 && r.steps <= 200, "{r:?}");
+    assert!(r.criterion.is_some_and(|c| c <= 3.0), "{r:?}");
+    assert_eq!(system.work().optimizer_steps - before, r.steps as u64);
+    assert_eq!(eq.functionals, system.functionals().unwrap());
+    // An impossible test (no change allowed at all) runs out of budget and says so.
+    let strict = StationarityTest {
+        z: 0.0,
+        max_steps: 24,
+        ..test
+    };
+    let eq = system
+        .equilibrate_until(m, &StoppingRule::Stationary(strict))
+        .unwrap();
+    assert!(!eq.report.met, "{:?}", eq.report);
+    assert_eq!(eq.report.steps, 24);
+    // Fixed steps measure nothing; a malformed test is an error, not a panic.
+    let fixed = system
+        .equilibrate_until(m, &StoppingRule::fixed(5))
+        .unwrap();
+    assert_eq!(fixed.report, fep_thermo::EquilibriumReport::unmeasured(5));
+    let bad = StationarityTest { window: 1, ..test };
+    assert!(
+        system
+            .equilibrate_until(m, &StoppingRule::Stationary(bad))
+            .is_err()
+    );
 }

@@ -9,7 +9,7 @@ use fep_models::system::DeepSystem;
 use fep_thermo::{Multipliers, ThermodynamicSystem};
 
 use super::config::BaselineSettings;
-use super::trace::{TraceRow, baseline_row};
+use super::trace::{RowAt, TraceRow, baseline_row};
 use crate::error::Result;
 use crate::progress::bar;
 
@@ -26,15 +26,21 @@ pub fn fine_tune<B: AutodiffBackend>(
 ) -> Result<Vec<TraceRow>> {
     let clock = Instant::now();
     system.reset_optimizer();
-    let mut rows = vec![baseline_row(system, domains, 0.0, start, c0, &clock)?];
+    let at = |t, trained| RowAt {
+        t,
+        m: start,
+        trained,
+    };
+    let mut rows = vec![baseline_row(system, domains, at(0.0, 0), c0, &clock)?];
     let progress = bar(checkpoints as u64, "fine-tune");
     let mut done = 0u64;
     for k in 1..=checkpoints {
         let until = budget * k as u64 / checkpoints as u64;
         system.set_data_position(1.0)?;
-        system.train_steps(start, (until - done) as usize)?;
+        let trained = (until - done) as usize;
+        system.train_steps(start, trained)?;
         done = until;
-        let mut row = baseline_row(system, domains, 1.0, start, c0, &clock)?;
+        let mut row = baseline_row(system, domains, at(1.0, trained), c0, &clock)?;
         row.t = k as f64 / checkpoints as f64;
         rows.push(row);
         progress.inc(1);
@@ -60,7 +66,12 @@ pub fn paper_heuristic<B: AutodiffBackend>(
 ) -> Result<Vec<TraceRow>> {
     let clock = Instant::now();
     let mut m = start;
-    let mut rows = vec![baseline_row(system, domains, 0.0, m, c0, &clock)?];
+    let first = RowAt {
+        t: 0.0,
+        m,
+        trained: 0,
+    };
+    let mut rows = vec![baseline_row(system, domains, first, c0, &clock)?];
     let progress = bar(n as u64, "paper heuristic");
     for (k, r) in paper_schedule(n).into_iter().enumerate() {
         system.set_data_position(r)?;
@@ -77,7 +88,8 @@ pub fn paper_heuristic<B: AutodiffBackend>(
             system.train_steps(m, steps_per_train)?;
             adjustments += 1;
         }
-        let mut row = baseline_row(system, domains, r, m, c0, &clock)?;
+        let trained = steps_per_train * (1 + adjustments);
+        let mut row = baseline_row(system, domains, RowAt { t: r, m, trained }, c0, &clock)?;
         row.corrector_iterations = adjustments;
         rows.push(row);
         progress.inc(1);

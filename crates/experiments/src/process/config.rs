@@ -8,7 +8,7 @@ use fep_data::{DataConfig, Domains, ProbeSplit};
 use fep_models::assemble::{Assembled, SystemSpec, system_from_checkpoint};
 use fep_thermo::{
     Continuation, EulerConfig, HvpMethod, IftConfig, Integrator, IntegratorKind,
-    PredictorCorrectorConfig,
+    PredictorCorrectorConfig, StoppingRule,
 };
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +27,14 @@ pub struct ProcessSettings {
     /// Steps of the path (the paper's code uses 25); the predictor-corrector's largest step is 1/steps.
     #[serde(default = "default_steps")]
     pub steps: usize,
-    /// Adam steps of each (re-)equilibration.
+    /// Adam steps of each (re-)equilibration where no `equilibrium` rule is given (a
+    /// fixed budget: equilibrium assumed, not measured).
     pub equilibration_steps: usize,
+    /// When a (re-)equilibration of the process stops: a measured criterion
+    /// (`{ rule = "stationary", window, consecutive, z, min_steps, max_steps }`), or
+    /// `equilibration_steps` fixed steps where absent.
+    #[serde(default)]
+    pub equilibrium: Option<StoppingRule>,
     /// Adam learning rate during the process.
     pub learning_rate: f64,
     /// Examples per Adam step.
@@ -174,7 +180,14 @@ impl ProcessSettings {
     pub fn continuation(&self, ift: &IftConfig) -> Continuation {
         let mut continuation = self.integrator().continuation(*ift);
         continuation.gamma_bounds.max = self.max_gamma;
+        continuation.equilibrium = self.equilibrium_rule();
         continuation
+    }
+
+    /// The rule of every (re-)equilibration: the configured one, else the fixed budget.
+    pub fn equilibrium_rule(&self) -> StoppingRule {
+        self.equilibrium
+            .unwrap_or(StoppingRule::fixed(self.equilibration_steps))
     }
 
     /// How the system around the source checkpoint samples, steps and measures.

@@ -14,7 +14,9 @@ use fep_thermo::{
 use serde::{Deserialize, Serialize};
 
 use super::config::{Defaults, ProcessConfig, ProcessOptions, setup};
-use super::trace::{ChartSpec, TraceRow, trace_process, write_trace, write_trace_charts};
+use super::trace::{
+    ChartSpec, EquilibriumTally, TraceRow, trace_process, write_trace, write_trace_charts,
+};
 use crate::Outcome;
 use crate::error::{Result, invalid};
 use crate::io::write_json;
@@ -73,6 +75,9 @@ pub struct IsoClassificationSummary {
     pub max_relative_drift: f64,
     /// Steps accepted without meeting the corrector's tolerance.
     pub unconverged_steps: usize,
+    /// How often the process's equilibrations met their criterion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equilibrium: Option<EquilibriumTally>,
     /// `(R_end - R_start) / R_start` on the probe.
     pub rate_relative_change: f64,
     /// The integrator of the process.
@@ -130,6 +135,7 @@ pub fn iso_classification<B: AutodiffBackend>(
     let mut naive_continuation =
         Continuation::euler(cfg.process.steps, cfg.process.equilibration_steps, cfg.ift);
     naive_continuation.gamma_bounds.max = cfg.process.max_gamma;
+    naive_continuation.equilibrium = cfg.process.equilibrium_rule();
     let naive = trace_process(
         &mut naive_system,
         start,
@@ -161,6 +167,10 @@ pub fn iso_classification<B: AutodiffBackend>(
         c0: traced.c0,
         max_relative_drift: traced.max_relative_drift,
         unconverged_steps: traced.rows.iter().filter(|r| !r.converged).count(),
+        equilibrium: Some(EquilibriumTally::of(
+            cfg.process.equilibrium_rule(),
+            &traced.rows,
+        )),
         rate_relative_change: rate_change,
         integrator: cfg.process.integrator,
         start,

@@ -8,8 +8,8 @@ use burn::tensor::backend::AutodiffBackend;
 use fep_data::Domains;
 use fep_models::system::DeepSystem;
 use fep_thermo::{
-    ConstraintKind, Continuation, Functionals, Multipliers, Process, ProcessPath,
-    ThermodynamicSystem,
+    ConstraintKind, Continuation, EquilibriumReport, Functionals, Multipliers, Process,
+    ProcessPath, StoppingRule, ThermodynamicSystem,
 };
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +41,9 @@ pub struct TraceRow {
     pub corrector_iterations: usize,
     /// Whether the corrector met its tolerance at this step.
     pub converged: bool,
+    /// How the point's equilibrations went: optimiser steps, the stopping criterion's
+    /// final value, whether it was met (not measured for fixed budgets).
+    pub equilibrium: EquilibriumReport,
     /// Adam steps spent so far.
     pub optimizer_steps: u64,
     /// Seconds since the process started.
@@ -108,6 +111,7 @@ pub(crate) fn trace_process<B: AutodiffBackend>(
             target_accuracy: ta,
             corrector_iterations: r.corrector_iterations,
             converged: r.converged,
+            equilibrium: r.equilibrium,
             optimizer_steps: system.work().optimizer_steps,
             wall_seconds: r.wall_seconds,
         });
@@ -121,16 +125,26 @@ pub(crate) fn trace_process<B: AutodiffBackend>(
     })
 }
 
-/// A baseline's row at data position `t` and multipliers `m`: C on the probe of p_t and
-/// both test accuracies.
+/// Where a baseline's row is measured.
+pub(crate) struct RowAt {
+    /// Data position.
+    pub t: f64,
+    /// Multipliers.
+    pub m: Multipliers,
+    /// Adam steps trained since the previous row (a fixed budget, not a measured
+    /// equilibrium).
+    pub trained: usize,
+}
+
+/// A baseline's row at `at`: C on the probe of p_t and both test accuracies.
 pub(crate) fn baseline_row<B: AutodiffBackend>(
     system: &mut DeepSystem<B>,
     domains: &Domains,
-    t: f64,
-    m: Multipliers,
+    at: RowAt,
     c0: f64,
     clock: &Instant,
 ) -> Result<TraceRow> {
+    let RowAt { t, m, trained } = at;
     system.set_data_position(t)?;
     let f = system.functionals()?;
     let (sa, ta) = test_accuracies(system, domains)?;
@@ -144,9 +158,36 @@ pub(crate) fn baseline_row<B: AutodiffBackend>(
         target_accuracy: ta,
         corrector_iterations: 0,
         converged: true,
+        equilibrium: EquilibriumReport::unmeasured(trained),
         optimizer_steps: system.work().optimizer_steps,
         wall_seconds: clock.elapsed().as_secs_f64(),
     })
+}
+
+/// How often the equilibrations of a process met their criterion.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EquilibriumTally {
+    /// The rule of every (re-)equilibration.
+    pub rule: StoppingRule,
+    /// Accepted points after the start.
+    pub points: usize,
+    /// Points whose last equilibration met the rule's criterion.
+    pub met: usize,
+    /// Optimiser steps of all equilibrations of the accepted points.
+    pub optimizer_steps: usize,
+}
+
+impl EquilibriumTally {
+    /// The tally of a process trace (its first row is the start, not equilibrated here).
+    pub fn of(rule: StoppingRule, rows: &[TraceRow]) -> Self {
+        let steps = rows.iter().skip(1);
+        Self {
+            rule,
+            points: steps.clone().count(),
+            met: steps.clone().filter(|r| r.equilibrium.met).count(),
+            optimizer_steps: steps.map(|r| r.equilibrium.steps).sum(),
+        }
+    }
 }
 
 /// Largest `|relative_drift|` of a trace.

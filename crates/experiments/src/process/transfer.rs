@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::baselines::{fine_tune, paper_heuristic};
 use super::config::{Defaults, ProcessConfig, ProcessOptions, setup};
 use super::trace::{
-    ChartSpec, TraceRow, max_drift, trace_process, write_trace, write_trace_charts,
+    ChartSpec, EquilibriumTally, TraceRow, max_drift, trace_process, write_trace,
+    write_trace_charts,
 };
 use crate::Outcome;
 use crate::error::Result;
@@ -99,6 +100,10 @@ pub struct TransferSummary {
     pub max_relative_drift: f64,
     /// Steps accepted without meeting the corrector's tolerance.
     pub unconverged_steps: usize,
+    /// How often the process's equilibrations met their criterion (the baselines train
+    /// fixed budgets: the process's number of Adam steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equilibrium: Option<EquilibriumTally>,
     /// Where the process ends.
     #[serde(rename = "final")]
     pub process: MethodResult,
@@ -243,6 +248,10 @@ pub fn transfer<B: AutodiffBackend>(
         c0,
         max_relative_drift: traced.max_relative_drift,
         unconverged_steps: traced.rows.iter().filter(|r| !r.converged).count(),
+        equilibrium: Some(EquilibriumTally::of(
+            cfg.process.equilibrium_rule(),
+            &traced.rows,
+        )),
         process,
         baselines,
         start,
