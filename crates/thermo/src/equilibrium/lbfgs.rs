@@ -3,14 +3,16 @@
 //!
 //! Models in f32 give J and `grad J` with a relative noise near 1e-6, so near the
 //! minimiser the line search eventually cannot tell two points apart. The finish then
-//! stops where it is: it keeps the evaluated point with the smallest `|grad J|` (not the
-//! smallest noisy J), loads it into the system, and reports that norm as it is.
+//! stops where it is: it keeps the evaluated point with the smallest J, loads it into the
+//! system, and reports its `|grad J|` as it is.
 
 use std::cell::RefCell;
 
 use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, State};
-use argmin::solver::linesearch::HagerZhangLineSearch;
+use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
+
+use tracing::debug;
 
 use crate::error::{Result, ThermoError};
 use crate::system::{Functionals, Multipliers, ThermodynamicSystem};
@@ -19,9 +21,16 @@ use crate::vector::norm;
 /// Correction pairs kept by L-BFGS.
 const MEMORY: usize = 20;
 
-/// Tolerance of the line search's approximate Wolfe conditions, relative to |J|: J may
-/// rise by this much in a step (f32 evaluations are noisy at about 1e-6 relative).
-const LINE_SEARCH_EPSILON: f64 = 1e-5;
+/// The value of J reported to the line search at a trial point where the model's J or
+/// gradient is not finite.
+const WALL: f64 = 1e30;
+
+/// Largest step of the line search along the L-BFGS direction (whose natural length is 1).
+const MAX_STEP: f64 = 1e3;
+
+/// A restart of L-BFGS after a failed line search is worth it while the previous run
+/// lowered J by more than this fraction of |J| (above the f32 noise).
+const RESTART_DECREASE: f64 = 1e-7;
 
 /// The outcome of the finish.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,8 +55,8 @@ struct Inner<'a, S: ThermodynamicSystem + ?Sized> {
     system: &'a mut S,
     multipliers: Multipliers,
     last: Option<Evaluation>,
-    /// The evaluated point with the smallest gradient norm: `(|grad J|, theta)`.
-    best: Option<(f64, Vec<f64>)>,
+    /// The evaluated point with the smallest J: `(J, |grad J|, theta)`.
+    best: Option<(f64, f64, Vec<f64>)>,
     /// The first error of the model itself (not a non-finite trial point).
     error: Option<ThermoError>,
 }
@@ -71,14 +80,12 @@ impl<S: ThermodynamicSystem + ?Sized> Inner<'_, S> {
         };
         let value = f.lagrangian(self.multipliers);
         if !value.is_finite() || gradient.iter().any(|g| !g.is_finite()) {
-            // A trial step too far: the line search fails and the finish stops.
-            return Err(ArgminError::msg(format!(
-                "J or its gradient is not finite at a trial point (J = {value})"
-            )));
+            // A trial step too far (variances overflow): a wall the line search backs off
+            // from, never a candidate.
+            return Ok((WALL, vec![0.0; gradient.len()]));
         }
-        let g = norm(&gradient);
-        if self.best.as_ref().is_none_or(|(b, _)| g < *b) {
-            self.best = Some((g, theta.to_vec()));
+        if self.best.as_ref().is_none_or(|(b, _, _)| value < *b) {
+            self.best = Some((value, norm(&gradient), theta.to_vec()));
         }
         self.last = Some(Evaluation {
             theta: theta.to_vec(),
@@ -115,8 +122,10 @@ fn solver_error(e: ArgminError) -> ThermoError {
 }
 
 /// At most `iterations` L-BFGS iterations on J from the system's current parameters,
-/// stopping early once `|grad J| < tolerance` or when the line search cannot make
-/// progress; the system is left at the evaluated point with the smallest `|grad J|`.
+/// stopping early once `|grad J| < tolerance`. Where the line search fails (a trial point
+/// with a non-finite J, or no progress within the f32 noise), L-BFGS restarts with an empty
+/// memory from the point of smallest J so far, as long as the previous run lowered J by
+/// more than [`RESTART_DECREASE`] relative; the system is left at that point.
 pub(crate) fn finish<S: ThermodynamicSystem + ?Sized>(
     system: &mut S,
     multipliers: Multipliers,
@@ -124,36 +133,64 @@ pub(crate) fn finish<S: ThermodynamicSystem + ?Sized>(
     iterations: usize,
 ) -> Result<Finish> {
     let theta0 = system.params()?;
-    let inner = RefCell::new(Inner {
+    let mut inner = RefCell::new(Inner {
         system,
         multipliers,
         last: None,
         best: None,
         error: None,
     });
-    let line_search = HagerZhangLineSearch::new()
-        .with_epsilon(LINE_SEARCH_EPSILON)
-        .map_err(solver_error)?;
-    let solver = LBFGS::new(line_search, MEMORY)
-        .with_tolerance_grad(tolerance)
-        .map_err(solver_error)?
-        .with_tolerance_cost(0.0)
-        .map_err(solver_error)?;
-    let run = Executor::new(Objective(&inner), solver)
-        .configure(|state| state.param(theta0.clone()).max_iters(iterations as u64))
-        .timer(false)
-        .run()
-        // Only the first evaluation can fail the run itself (later failures end the
-        // line search, which L-BFGS reports as its exit); nothing was done then.
-        .map(|result| result.state.get_iter() as usize);
-    let mut inner = inner.into_inner();
-    if let Some(error) = inner.error.take() {
-        return Err(error);
+    let mut done = 0;
+    let mut restarts = 0;
+    let mut start = theta0;
+    let mut previous_best = f64::INFINITY;
+    while done < iterations {
+        let line_search = MoreThuenteLineSearch::new()
+            .with_bounds(f64::EPSILON.sqrt(), MAX_STEP)
+            .map_err(solver_error)?;
+        let solver = LBFGS::new(line_search, MEMORY)
+            .with_tolerance_grad(tolerance)
+            .map_err(solver_error)?
+            .with_tolerance_cost(0.0)
+            .map_err(solver_error)?;
+        let run = Executor::new(Objective(&inner), solver)
+            .configure(|state| state.param(start.clone()).max_iters((iterations - done) as u64))
+            .timer(false)
+            .run()
+            // Only the first evaluation can fail the run itself (later failures end the
+            // line search, which L-BFGS reports as its exit).
+            .map(|result| {
+                debug!(
+                    iterations = result.state.get_iter(),
+                    reason = ?result.state.get_termination_reason(),
+                    "L-BFGS finish"
+                );
+                result.state.get_iter() as usize
+            });
+        let state = inner.get_mut();
+        if let Some(error) = state.error.take() {
+            return Err(error);
+        }
+        done += run.map_err(solver_error)?;
+        let Some((best, gradient_norm, theta)) = state.best.clone() else {
+            break;
+        };
+        if gradient_norm < tolerance || best > previous_best - RESTART_DECREASE * best.abs() {
+            break;
+        }
+        previous_best = best;
+        start = theta;
+        state.last = None;
+        restarts += 1;
+        if restarts > iterations {
+            break;
+        }
     }
-    let done = run.map_err(solver_error)?;
-    let theta = inner.best.map_or(theta0, |(_, theta)| theta);
+    let inner = inner.into_inner();
     let system = inner.system;
-    system.set_params(&theta)?;
+    if let Some((_, _, theta)) = &inner.best {
+        system.set_params(theta)?;
+    }
     let (functionals, gradient) = system.gradient(multipliers.lagrangian_weights())?;
     functionals.check_finite(multipliers)?;
     Ok(Finish {

@@ -35,7 +35,7 @@ pub enum StoppingRule {
     },
     /// `|grad J| <= tolerance`, checked every `check_every` optimiser steps, at most
     /// `max_steps` of them; then, where `quasi_newton_iterations > 0` and the tolerance is
-    /// not met, at most that many L-BFGS iterations on J (Hager-Zhang line search) until
+    /// not met, at most that many L-BFGS iterations on J (More-Thuente line search) until
     /// it is, or until the line search cannot make progress (f32 noise); the system ends
     /// at the evaluated point of smallest `|grad J|`, whose norm is the criterion.
     GradientNorm {

@@ -4,6 +4,7 @@ use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use super::closed_form::JointMoments;
+use crate::equilibrium::StoppingRule;
 use crate::error::{Result, ThermoError};
 
 /// A dataset `x ~ N(0, sigma)`, `y = w x + eps`, `eps ~ N(0, noise_std^2 I)`.
@@ -45,6 +46,26 @@ pub struct ExactTrainingConfig {
     /// Adam learning rate at the start of a warm-started re-equilibration (a point
     /// already near equilibrium: process steps, finite differences on the surface).
     pub warm_learning_rate: f64,
+    /// When an equilibration is done: the rule of every warm-started re-equilibration and
+    /// of the finish of [`crate::exact::ExactSystem::train`] after its `initial_steps`
+    /// cold steps; `None`: [`ExactTrainingConfig::DEFAULT_EQUILIBRIUM`].
+    pub equilibrium: Option<StoppingRule>,
+}
+
+impl ExactTrainingConfig {
+    /// The default rule: `|grad J| <= 1e-3`, checked every 500 Adam steps, at most 1000
+    /// of them, then at most 400 L-BFGS iterations.
+    pub const DEFAULT_EQUILIBRIUM: StoppingRule = StoppingRule::GradientNorm {
+        tolerance: 1e-3,
+        check_every: 500,
+        max_steps: 1000,
+        quasi_newton_iterations: 400,
+    };
+
+    /// The configured rule, else [`ExactTrainingConfig::DEFAULT_EQUILIBRIUM`].
+    pub fn equilibrium_rule(&self) -> StoppingRule {
+        self.equilibrium.unwrap_or(Self::DEFAULT_EQUILIBRIUM)
+    }
 }
 
 impl Default for ExactTrainingConfig {
@@ -54,6 +75,7 @@ impl Default for ExactTrainingConfig {
             final_learning_rate: 2e-4,
             initial_steps: 6000,
             warm_learning_rate: 3e-3,
+            equilibrium: None,
         }
     }
 }
