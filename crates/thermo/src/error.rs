@@ -58,6 +58,10 @@ pub enum ThermoError {
     /// A shard specification `i/n` could not be parsed.
     #[error("{0}")]
     Shard(String),
+    /// The quasi-Newton (L-BFGS) finish of an equilibration could not be set up or
+    /// started.
+    #[error("the L-BFGS finish of the equilibration failed: {0}")]
+    QuasiNewton(String),
     /// A least-squares system has no unique solution.
     #[error("singular least-squares fit: {0}")]
     SingularFit(String),

@@ -55,6 +55,6 @@ pub use sensitivity::{
 };
 pub use surface::{
     CheckSummary, GridCell, GridSpec, QuadraticFit, Shard, SurfaceChecks, SurfaceGrid,
-    SurfacePoint, Sweep, assemble_grid, shard_points, snake_order,
+    SurfacePoint, Sweep, SweepPoint, assemble_grid, shard_points, snake_order,
 };
 pub use system::{Functional, Functionals, Multipliers, ThermodynamicSystem, Weights};

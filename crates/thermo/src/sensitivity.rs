@@ -7,6 +7,7 @@ use tracing::{debug, warn};
 /// How many times the IFT estimator multiplies its damping by ten after a failed solve.
 const MAX_DAMPING_INCREASES: usize = 3;
 
+use crate::equilibrium::StoppingRule;
 use crate::error::{Result, ThermoError};
 use crate::system::{Functional, Functionals, Multipliers, ThermodynamicSystem, Weights};
 use crate::vector::{add_scaled, axpy, dot, norm};
@@ -352,6 +353,17 @@ pub struct SurfaceDifferenceConfig {
     pub relative_gamma_step: f64,
     /// Optimiser steps of each warm-started re-equilibration.
     pub equilibration_steps: usize,
+    /// The stopping rule of each re-equilibration; overrides `equilibration_steps`.
+    #[serde(default)]
+    pub equilibrium: Option<StoppingRule>,
+}
+
+impl SurfaceDifferenceConfig {
+    /// The rule of each re-equilibration: `equilibrium`, else `equilibration_steps` fixed steps.
+    pub fn rule(&self) -> StoppingRule {
+        self.equilibrium
+            .unwrap_or(StoppingRule::fixed(self.equilibration_steps))
+    }
 }
 
 impl Default for SurfaceDifferenceConfig {
@@ -360,13 +372,15 @@ impl Default for SurfaceDifferenceConfig {
             relative_lambda_step: 0.05,
             relative_gamma_step: 0.05,
             equilibration_steps: 2000,
+            equilibrium: None,
         }
     }
 }
 
 /// Sensitivities by central differences of re-equilibrated functionals at
 /// `lambda +/- dl` and `gamma +/- dg`, each warm-started from the current
-/// parameters, which are restored afterwards.
+/// parameters and equilibrated by [`SurfaceDifferenceConfig::rule`]; the parameters are
+/// restored afterwards.
 pub fn surface_difference_sensitivities<S: ThermodynamicSystem + ?Sized>(
     system: &mut S,
     multipliers: Multipliers,
@@ -376,9 +390,10 @@ pub fn surface_difference_sensitivities<S: ThermodynamicSystem + ?Sized>(
     let scale = |v: f64| if v == 0.0 { 1.0 } else { v.abs() };
     let dl = config.relative_lambda_step * scale(multipliers.lambda);
     let dg = config.relative_gamma_step * scale(multipliers.gamma);
+    let rule = config.rule();
     let mut at = |m: Multipliers| -> Result<Functionals> {
         system.set_params(&theta)?;
-        let f = system.equilibrate(m, config.equilibration_steps)?;
+        let f = system.equilibrate_until(m, &rule)?.functionals;
         f.check_finite(m)?;
         Ok(f)
     };

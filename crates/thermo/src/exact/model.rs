@@ -8,8 +8,15 @@
 //! `Sxx`, `Syx`, `Syy`:
 //!
 //! - `R = 1/2 sum_j [(s_j + (A Sxx A')_jj + (b - mu)_j^2) / p_j - 1 + log p_j - log s_j]`
-//! - `D = n/2 log(2 pi sigma0^2) + [tr Sxx - 2 tr(BA Sxx) + tr(BA Sxx A'B') + |Bb + c|^2 + tr(B diag(s) B')] / (2 sigma0^2)`
-//! - `C = m/2 log(2 pi sigmac^2) + [tr Syy - 2 tr(GA Sxy) + tr(GA Sxx A'G') + |Gb + g|^2 + tr(G diag(s) G')] / (2 sigmac^2)`
+//! - `D = n/2 log(2 pi sigma0^2) + [|(BA - I) L|_F^2 + |Bb + c|^2 + tr(B diag(s) B')] / (2 sigma0^2)`
+//! - `C = m/2 log(2 pi sigmac^2) + [|(GA - W) L|_F^2 + tr Psi + |Gb + g|^2 + tr(G diag(s) G')] / (2 sigmac^2)`
+//!
+//! with `Sxx = L L'` (Cholesky), `W = Syx Sxx^-1` and `Psi = Syy - W Sxx W'`, which equal
+//! `tr Sxx - 2 tr(BA Sxx) + tr(BA Sxx A'B')` and `tr Syy - 2 tr(GA Sxy) + tr(GA Sxx A'G')`
+//! but are computed without their cancellation: the residual parts are evaluated in the
+//! backend's float type (f32) and the constants (`tr Psi`, the log terms) are added in
+//! f64, so J is resolved to about 1e-7 of its variable part, which the L-BFGS finish
+//! of the equilibration needs.
 
 use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -21,6 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use super::closed_form::JointMoments;
 use super::config::{ExactConfig, ExactTrainingConfig};
 use crate::burn_params::{flatten_gradients, flatten_params, load_params};
+use crate::equilibrium::{Equilibrium, EquilibriumReport, StoppingRule};
 use crate::error::{Result, ThermoError};
 use crate::system::{Functionals, Multipliers, ThermodynamicSystem, Weights};
 
@@ -50,10 +58,12 @@ pub struct LinearGaussianModel<B: Backend> {
 /// Data moments as constant tensors.
 #[derive(Debug, Clone)]
 struct MomentTensors<B: Backend> {
-    sxx: Tensor<B, 2>,
-    syx: Tensor<B, 2>,
-    trace_sxx: f64,
-    trace_syy: f64,
+    /// Cholesky factor L of Sxx (n x n).
+    chol: Tensor<B, 2>,
+    /// Regression W of y on x (m x n).
+    regression: Tensor<B, 2>,
+    /// `tr Psi`.
+    residual_trace: f64,
 }
 
 fn matrix_tensor<B: Backend>(m: &nalgebra::DMatrix<f64>, device: &B::Device) -> Tensor<B, 2> {
@@ -64,13 +74,16 @@ fn matrix_tensor<B: Backend>(m: &nalgebra::DMatrix<f64>, device: &B::Device) -> 
 }
 
 impl<B: Backend> MomentTensors<B> {
-    fn new(m: &JointMoments, device: &B::Device) -> Self {
-        Self {
-            sxx: matrix_tensor(&m.sxx, device),
-            syx: matrix_tensor(&m.syx, device),
-            trace_sxx: m.sxx.trace(),
-            trace_syy: m.syy.trace(),
-        }
+    fn new(m: &JointMoments, device: &B::Device) -> Result<Self> {
+        let chol = m.sxx.clone().cholesky().ok_or_else(|| {
+            ThermoError::InvalidConfig("covariance of x is not positive definite".into())
+        })?;
+        let (w, residual_trace) = m.regression()?;
+        Ok(Self {
+            chol: matrix_tensor(&chol.l(), device),
+            regression: matrix_tensor(&w, device),
+            residual_trace,
+        })
     }
 }
 
@@ -106,8 +119,14 @@ impl<B: Backend> LinearGaussianModel<B> {
         }
     }
 
-    /// R, D, C as scalar tensors, exact in expectation over the moments.
-    fn functionals(&self, data: &MomentTensors<B>, sigma0: f64, sigmac: f64) -> [Tensor<B, 1>; 3] {
+    /// R, D, C, exact in expectation over the moments, as the parameter-dependent parts
+    /// (scalar tensors) and the constants to add to them (f64).
+    fn functionals(
+        &self,
+        data: &MomentTensors<B>,
+        sigma0: f64,
+        sigmac: f64,
+    ) -> ([Tensor<B, 1>; 3], [f64; 3]) {
         let a = self.encoder_weight.val();
         let b = self.encoder_bias.val();
         let log_s = self.encoder_log_var.val();
@@ -124,15 +143,21 @@ impl<B: Backend> LinearGaussianModel<B> {
         let two_pi = 2.0 * std::f64::consts::PI;
 
         // Rate.
-        let a_sxx = a.clone().matmul(data.sxx.clone()); // k x n
-        let enc_var = (a_sxx.clone() * a.clone()).sum_dim(1).squeeze_dim::<1>(1); // (A Sxx A')_jj
+        // (A Sxx A')_jj = sum_i (A L)_ji^2.
+        let enc_var = a
+            .clone()
+            .matmul(data.chol.clone())
+            .powi_scalar(2)
+            .sum_dim(1)
+            .squeeze_dim::<1>(1);
         let offset = (b.clone() - mu).powi_scalar(2);
         let rate = ((s.clone() + enc_var + offset) / p - 1.0 + log_p - log_s).sum() * 0.5;
 
-        // Distortion.
+        // Distortion: the variable part.
+        let n_dim = dec.dims()[0];
+        let device = dec.device();
         let ba = dec.clone().matmul(a.clone()); // n x n
-        let cross = (ba.clone() * data.sxx.clone()).sum();
-        let quad = (ba.clone().matmul(data.sxx.clone()) * ba).sum();
+        let residual = (ba - Tensor::eye(n_dim, &device)).matmul(data.chol.clone());
         let mean_err = (dec
             .clone()
             .matmul(b.clone().unsqueeze_dim::<2>(1))
@@ -141,14 +166,12 @@ impl<B: Backend> LinearGaussianModel<B> {
             .powi_scalar(2)
             .sum();
         let noise = (dec.powi_scalar(2) * s.clone().unsqueeze_dim::<2>(0)).sum();
-        let distortion = (quad - cross * 2.0 + mean_err + noise + data.trace_sxx)
-            / (2.0 * sigma0 * sigma0)
-            + 0.5 * n * (two_pi * sigma0 * sigma0).ln();
+        let distortion =
+            (residual.powi_scalar(2).sum() + mean_err + noise) / (2.0 * sigma0 * sigma0);
 
-        // Classification.
+        // Classification: the variable part.
         let ga = cls.clone().matmul(a); // m x n
-        let cross = (ga.clone() * data.syx.clone()).sum();
-        let quad = (ga.clone().matmul(data.sxx.clone()) * ga).sum();
+        let residual = (ga - data.regression.clone()).matmul(data.chol.clone());
         let mean_err = (cls
             .clone()
             .matmul(b.unsqueeze_dim::<2>(1))
@@ -157,10 +180,15 @@ impl<B: Backend> LinearGaussianModel<B> {
             .powi_scalar(2)
             .sum();
         let noise = (cls.powi_scalar(2) * s.unsqueeze_dim::<2>(0)).sum();
-        let classification = (quad - cross * 2.0 + mean_err + noise + data.trace_syy)
-            / (2.0 * sigmac * sigmac)
-            + 0.5 * m * (two_pi * sigmac * sigmac).ln();
-        [rate, distortion, classification]
+        let classification =
+            (residual.powi_scalar(2).sum() + mean_err + noise) / (2.0 * sigmac * sigmac);
+        let constants = [
+            0.0,
+            0.5 * n * (two_pi * sigma0 * sigma0).ln(),
+            0.5 * m * (two_pi * sigmac * sigmac).ln()
+                + data.residual_trace / (2.0 * sigmac * sigmac),
+        ];
+        ([rate, distortion, classification], constants)
     }
 }
 
@@ -200,7 +228,7 @@ impl<B: AutodiffBackend> ExactSystem<B> {
             device,
         );
         Ok(Self {
-            data: MomentTensors::new(&source, device),
+            data: MomentTensors::new(&source, device)?,
             model: Some(model),
             source,
             target,
@@ -231,11 +259,29 @@ impl<B: AutodiffBackend> ExactSystem<B> {
         self.training
     }
 
-    /// Equilibrate from the initial parameters with the configured number of steps.
-    pub fn train(&mut self, multipliers: Multipliers) -> Result<Functionals> {
+    /// Equilibrate from the current (typically the initial) parameters: `initial_steps`
+    /// cold Adam steps (learning rate `learning_rate`), then the configured rule
+    /// ([`ExactTrainingConfig::equilibrium_rule`]) with warm steps and its finish.
+    pub fn train(&mut self, multipliers: Multipliers) -> Result<Equilibrium> {
+        let rule = self.training.equilibrium_rule();
+        self.train_until(multipliers, &rule)
+    }
+
+    /// `initial_steps` cold Adam steps, then [`ThermodynamicSystem::equilibrate_until`]
+    /// with `rule`; the report counts the cold steps too.
+    pub fn train_until(
+        &mut self,
+        multipliers: Multipliers,
+        rule: &StoppingRule,
+    ) -> Result<Equilibrium> {
         let steps = self.training.initial_steps;
         let lr = self.training.learning_rate;
-        self.run_adam(multipliers, steps, lr)
+        self.run_adam(multipliers, steps, lr)?;
+        let eq = self.equilibrate_until(multipliers, rule)?;
+        Ok(Equilibrium {
+            functionals: eq.functionals,
+            report: EquilibriumReport::unmeasured(steps).then(eq.report),
+        })
     }
 
     /// Adam with the learning rate decaying exponentially from `lr0` to
@@ -255,7 +301,7 @@ impl<B: AutodiffBackend> ExactSystem<B> {
             0.0
         };
         for step in 0..steps {
-            let [r, d, c] = model.functionals(&self.data, self.sigma0, self.sigmac);
+            let ([r, d, c], _) = model.functionals(&self.data, self.sigma0, self.sigmac);
             let loss = r + d * multipliers.lambda + c * multipliers.gamma;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(lr0 * (decay * step as f64).exp(), model, grads);
@@ -307,28 +353,28 @@ impl<B: AutodiffBackend> ThermodynamicSystem for ExactSystem<B> {
             ));
         }
         self.position = t;
-        self.data = MomentTensors::new(&self.moments(), &self.device);
+        self.data = MomentTensors::new(&self.moments(), &self.device)?;
         Ok(())
     }
 
     fn functionals(&mut self) -> Result<Functionals> {
-        let [r, d, c] = self
+        let ([r, d, c], k) = self
             .model()
             .functionals(&self.data, self.sigma0, self.sigmac);
         Ok(Functionals {
-            rate: scalar(r),
-            distortion: scalar(d),
-            classification: scalar(c),
+            rate: scalar(r) + k[0],
+            distortion: scalar(d) + k[1],
+            classification: scalar(c) + k[2],
         })
     }
 
     fn gradient(&mut self, weights: Weights) -> Result<(Functionals, Vec<f64>)> {
         let model = self.model();
-        let [r, d, c] = model.functionals(&self.data, self.sigma0, self.sigmac);
+        let ([r, d, c], k) = model.functionals(&self.data, self.sigma0, self.sigmac);
         let f = Functionals {
-            rate: scalar(r.clone()),
-            distortion: scalar(d.clone()),
-            classification: scalar(c.clone()),
+            rate: scalar(r.clone()) + k[0],
+            distortion: scalar(d.clone()) + k[1],
+            classification: scalar(c.clone()) + k[2],
         };
         let loss = r * weights.rate + d * weights.distortion + c * weights.classification;
         let grads = loss.backward();

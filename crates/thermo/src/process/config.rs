@@ -11,6 +11,7 @@ use super::corrector::{Corrector, NewtonSecant};
 use super::driver::Continuation;
 use super::predictor::Predictor;
 use super::step_control::{AdaptiveStep, StepControl};
+use crate::equilibrium::StoppingRule;
 use crate::error::ThermoError;
 use crate::sensitivity::IftConfig;
 
@@ -31,6 +32,9 @@ pub struct PredictorCorrectorConfig {
     pub max_corrector_iterations: usize,
     /// Optimiser steps of each re-equilibration.
     pub equilibration_steps: usize,
+    /// The stopping rule of each re-equilibration; overrides `equilibration_steps`.
+    #[serde(default)]
+    pub equilibrium: Option<StoppingRule>,
     /// Step growth after an easy step (at most 2 corrector iterations).
     pub growth: f64,
     /// Step shrink after a failed corrector.
@@ -69,6 +73,7 @@ impl Default for PredictorCorrectorConfig {
             relative_tolerance: 1e-4,
             max_corrector_iterations: 6,
             equilibration_steps: 300,
+            equilibrium: None,
             growth: 1.5,
             shrink: 0.5,
             max_relative_gamma_step: f64::INFINITY,
@@ -89,6 +94,9 @@ pub struct EulerConfig {
     pub steps: usize,
     /// Optimiser steps after each tangent step.
     pub equilibration_steps: usize,
+    /// The stopping rule of each re-equilibration; overrides `equilibration_steps`.
+    #[serde(default)]
+    pub equilibrium: Option<StoppingRule>,
 }
 
 impl Default for EulerConfig {
@@ -96,6 +104,7 @@ impl Default for EulerConfig {
         Self {
             steps: 20,
             equilibration_steps: 300,
+            equilibrium: None,
         }
     }
 }
@@ -122,7 +131,11 @@ impl Integrator {
     /// The continuation that runs this integrator with the IFT settings `ift`.
     pub fn continuation(&self, ift: IftConfig) -> Continuation {
         match self {
-            Integrator::Euler(cfg) => Continuation::euler(cfg.steps, cfg.equilibration_steps, ift),
+            Integrator::Euler(cfg) => Continuation::euler(cfg.steps, cfg.equilibration_steps, ift)
+                .with_equilibrium(
+                    cfg.equilibrium
+                        .unwrap_or(StoppingRule::fixed(cfg.equilibration_steps)),
+                ),
             Integrator::PredictorCorrector(cfg) => Continuation::predictor_corrector(cfg, ift),
         }
     }
@@ -158,7 +171,9 @@ impl Continuation {
                 min: cfg.min_gamma,
                 max: cfg.max_gamma,
             },
-            equilibration_steps: cfg.equilibration_steps,
+            equilibrium: cfg
+                .equilibrium
+                .unwrap_or(StoppingRule::fixed(cfg.equilibration_steps)),
             ift,
         }
     }

@@ -6,6 +6,7 @@ use tracing::debug;
 use super::bounds::{GammaBounds, TrustRegion};
 use super::constraint::Constraint;
 use super::predictor::Tangent;
+use crate::equilibrium::{Equilibrium, EquilibriumReport, StoppingRule};
 use crate::error::{Result, ThermoError};
 use crate::system::{Functionals, Multipliers, ThermodynamicSystem};
 use crate::vector::axpy;
@@ -70,17 +71,21 @@ pub struct Correction {
     pub functionals: Functionals,
     /// Newton iterations taken.
     pub iterations: usize,
+    /// The equilibrations of the point: the predictor's, then every iteration's.
+    pub equilibrium: EquilibriumReport,
     /// Why the constraint is still violated, if it is.
     pub failure: Option<String>,
 }
 
 impl Correction {
-    /// The predicted point taken as it is (no corrector, or nothing to solve).
-    pub fn uncorrected(multipliers: Multipliers, functionals: Functionals) -> Self {
+    /// The predicted point, equilibrated as `equilibrium` says, taken as it is (no
+    /// corrector, or nothing to solve).
+    pub fn uncorrected(multipliers: Multipliers, equilibrium: Equilibrium) -> Self {
         Self {
             multipliers,
-            functionals,
+            functionals: equilibrium.functionals,
             iterations: 0,
+            equilibrium: equilibrium.report,
             failure: None,
         }
     }
@@ -109,10 +114,10 @@ impl NewtonSecant {
         self.trust.validate()
     }
 
-    /// Correct the predicted point `trial` (the system equilibrated there, with
-    /// functionals `functionals`) until `|G - G0| <= relative_tolerance |G0|` or
-    /// `max_iterations` are spent. Each iterate is re-equilibrated with
-    /// `equilibration_steps` optimiser steps.
+    /// Correct the predicted point `trial` (the system equilibrated there as `predicted`
+    /// reports) until `|G - G0| <= relative_tolerance |G0|` or `max_iterations` are spent.
+    /// Each iterate is re-equilibrated until `rule` says so; the correction's report
+    /// chains the predictor's and every iteration's.
     #[allow(clippy::too_many_arguments)]
     pub fn correct<S: ThermodynamicSystem + ?Sized>(
         &self,
@@ -120,15 +125,16 @@ impl NewtonSecant {
         constraint: &dyn Constraint,
         target: f64,
         trial: Multipliers,
-        functionals: Functionals,
+        predicted: Equilibrium,
         tangent: &Tangent,
         bounds: GammaBounds,
-        equilibration_steps: usize,
+        rule: &StoppingRule,
     ) -> Result<Correction> {
         let which = constraint.monitored();
         let tolerance = self.relative_tolerance * target.abs().max(f64::MIN_POSITIVE);
         let mut trial = trial;
-        let mut f = functionals;
+        let mut f = predicted.functionals;
+        let mut report = predicted.report;
         let mut iterations = 0;
         let mut slope = tangent.monitored_per_gamma;
         let mut previous: Option<(f64, f64)> = None;
@@ -178,7 +184,9 @@ impl NewtonSecant {
             axpy(scale, &dtheta, &mut theta);
             system.set_params(&theta)?;
             trial.gamma += delta_gamma;
-            f = system.equilibrate(trial, equilibration_steps)?;
+            let eq = system.equilibrate_until(trial, rule)?;
+            f = eq.functionals;
+            report = report.then(eq.report);
             f.check_finite(trial)?;
             iterations += 1;
         };
@@ -186,6 +194,7 @@ impl NewtonSecant {
             multipliers: trial,
             functionals: f,
             iterations,
+            equilibrium: report,
             failure,
         })
     }

@@ -12,6 +12,7 @@ use super::corrector::{Correction, Corrector};
 use super::predictor::{Predictor, Tangent, along_tangent, hold};
 use super::schedule::ProcessPath;
 use super::step_control::{StepControl, StepProposal, StepState, Verdict};
+use crate::equilibrium::{EquilibriumReport, StoppingRule};
 use crate::error::{Result, ThermoError};
 use crate::sensitivity::IftConfig;
 use crate::system::{Functionals, Multipliers, ThermodynamicSystem};
@@ -19,7 +20,7 @@ use crate::system::{Functionals, Multipliers, ThermodynamicSystem};
 /// A continuation scheme: how each step predicts, corrects and chooses its length.
 ///
 /// A step from s to s + h moves lambda and t to their scheduled values, predicts gamma
-/// and theta, re-equilibrates with `equilibration_steps` optimiser steps, corrects
+/// and theta, re-equilibrates until the stopping rule `equilibrium` says so, corrects
 /// gamma, and lets the step control accept, retry or stop.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Continuation {
@@ -31,15 +32,16 @@ pub struct Continuation {
     pub step_control: StepControl,
     /// Bounds on gamma, honoured by predictor and corrector.
     pub gamma_bounds: GammaBounds,
-    /// Optimiser steps of every re-equilibration.
-    pub equilibration_steps: usize,
+    /// The stopping rule of every re-equilibration.
+    pub equilibrium: StoppingRule,
     /// Settings of the implicit-function-theorem solves of the tangent.
     pub ift: IftConfig,
 }
 
 impl Continuation {
     /// The paper's scheme: tangent predictor without trust region, no corrector,
-    /// `steps` equal steps, gamma within the default bounds (`gamma >= 0`).
+    /// `steps` equal steps, gamma within the default bounds (`gamma >= 0`), each
+    /// re-equilibration `equilibration_steps` optimiser steps ([`StoppingRule::FixedSteps`]).
     pub fn euler(steps: usize, equilibration_steps: usize, ift: IftConfig) -> Continuation {
         Continuation {
             predictor: Predictor::Tangent {
@@ -48,9 +50,15 @@ impl Continuation {
             corrector: Corrector::None,
             step_control: StepControl::Fixed { steps },
             gamma_bounds: GammaBounds::default(),
-            equilibration_steps,
+            equilibrium: StoppingRule::fixed(equilibration_steps),
             ift,
         }
+    }
+
+    /// The same continuation with every re-equilibration stopped by `rule`.
+    pub fn with_equilibrium(mut self, rule: StoppingRule) -> Continuation {
+        self.equilibrium = rule;
+        self
     }
 
     /// Error naming the first invalid setting.
@@ -88,6 +96,9 @@ pub struct StepRecord {
     pub corrector_iterations: usize,
     /// Whether the corrector met its tolerance (always true without a corrector).
     pub converged: bool,
+    /// The equilibrations of this point (the predictor's and every corrector
+    /// iteration's, chained with [`EquilibriumReport::then`]; unmeasured at the start).
+    pub equilibrium: EquilibriumReport,
     /// Wall time since the start of the process, seconds.
     pub wall_seconds: f64,
 }
@@ -185,7 +196,7 @@ impl<'a, S: ThermodynamicSystem + ?Sized> Process<'a, S> {
             clock,
             phase: Phase::Stepping,
         };
-        let record = process.record(0.0, start, f0, 0, true);
+        let record = process.record(0.0, start, f0, 0, true, EquilibriumReport::default());
         process.phase = Phase::Start(record);
         Ok(process)
     }
@@ -234,6 +245,7 @@ impl<'a, S: ThermodynamicSystem + ?Sized> Process<'a, S> {
         f: Functionals,
         corrector_iterations: usize,
         converged: bool,
+        equilibrium: EquilibriumReport,
     ) -> StepRecord {
         let work = match self.records.last() {
             None => 0.0,
@@ -257,6 +269,7 @@ impl<'a, S: ThermodynamicSystem + ?Sized> Process<'a, S> {
             work,
             corrector_iterations,
             converged,
+            equilibrium,
             wall_seconds: self.clock.elapsed().as_secs_f64(),
         }
     }
@@ -298,6 +311,7 @@ impl<'a, S: ThermodynamicSystem + ?Sized> Process<'a, S> {
                         correction.functionals,
                         correction.iterations,
                         converged,
+                        correction.equilibrium,
                     );
                     return Ok(Some(self.push(record)));
                 }
@@ -353,20 +367,20 @@ impl<'a, S: ThermodynamicSystem + ?Sized> Process<'a, S> {
             }
         };
         self.system.set_data_position(self.path.data(p.s_next))?;
-        let f = self.system.equilibrate(trial, c.equilibration_steps)?;
-        f.check_finite(trial)?;
+        let eq = self.system.equilibrate_until(trial, &c.equilibrium)?;
+        eq.functionals.check_finite(trial)?;
         match (c.corrector, tangent) {
             (Corrector::NewtonSecant(newton), Some(tangent)) if corrects => newton.correct(
                 self.system,
                 self.constraint,
                 self.target,
                 trial,
-                f,
+                eq,
                 &tangent,
                 c.gamma_bounds,
-                c.equilibration_steps,
+                &c.equilibrium,
             ),
-            _ => Ok(Correction::uncorrected(trial, f)),
+            _ => Ok(Correction::uncorrected(trial, eq)),
         }
     }
 

@@ -10,4 +10,4 @@ pub mod sweep;
 pub use checks::{CheckSummary, SurfaceChecks};
 pub use fit::QuadraticFit;
 pub use grid::{GridSpec, SurfaceGrid, SurfacePoint};
-pub use sweep::{GridCell, Shard, Sweep, assemble_grid, shard_points, snake_order};
+pub use sweep::{GridCell, Shard, Sweep, SweepPoint, assemble_grid, shard_points, snake_order};

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::grid::{GridSpec, SurfaceGrid, SurfacePoint};
+use crate::equilibrium::{EquilibriumReport, StoppingRule};
 use crate::error::{Result, ThermoError};
 use crate::system::ThermodynamicSystem;
 
@@ -157,18 +158,32 @@ pub fn assemble_grid(spec: &GridSpec, cells: &[GridCell]) -> Result<SurfaceGrid>
     })
 }
 
+/// One equilibrated node of a [`Sweep`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SweepPoint {
+    /// Grid index of lambda.
+    pub i: usize,
+    /// Grid index of gamma.
+    pub j: usize,
+    /// The equilibrium point.
+    pub point: SurfacePoint,
+    /// How its equilibration went.
+    pub equilibrium: EquilibriumReport,
+}
+
 /// Equilibrates a system at a list of grid nodes in turn, each warm-started from the
-/// previous one: `first_steps` optimiser steps at the first node, `steps` at the
-/// others. Yields `(i, j, point)` per node, or the first error (then `None`); between
-/// items the caller has the system ([`Sweep::system`], [`Sweep::system_mut`]) to
-/// measure more at the point just equilibrated.
+/// previous one: by the stopping rule `first` at the first node, `rule` at the others
+/// (`first_steps` and `steps` fixed steps, unless [`Sweep::with_equilibrium`] says
+/// otherwise). Yields a [`SweepPoint`] per node, or the first error (then `None`);
+/// between items the caller has the system ([`Sweep::system`], [`Sweep::system_mut`])
+/// to measure more at the point just equilibrated.
 pub struct Sweep<'a, S: ThermodynamicSystem + ?Sized> {
     system: &'a mut S,
     spec: GridSpec,
     nodes: Vec<(usize, usize)>,
     next: usize,
-    first_steps: usize,
-    steps: usize,
+    first: StoppingRule,
+    rule: StoppingRule,
     failed: bool,
 }
 
@@ -196,10 +211,17 @@ impl<'a, S: ThermodynamicSystem + ?Sized> Sweep<'a, S> {
             spec: spec.clone(),
             nodes,
             next: 0,
-            first_steps,
-            steps,
+            first: StoppingRule::fixed(first_steps),
+            rule: StoppingRule::fixed(steps),
             failed: false,
         })
+    }
+
+    /// The same sweep with the first node equilibrated by `first` and the others by `rule`.
+    pub fn with_equilibrium(mut self, first: StoppingRule, rule: StoppingRule) -> Self {
+        self.first = first;
+        self.rule = rule;
+        self
     }
 
     /// The system, between points.
@@ -221,19 +243,24 @@ impl<'a, S: ThermodynamicSystem + ?Sized> Sweep<'a, S> {
         }
     }
 
-    fn measure(&mut self, k: usize, i: usize, j: usize) -> Result<SurfacePoint> {
+    fn measure(&mut self, k: usize, i: usize, j: usize) -> Result<SweepPoint> {
         let m = self.spec.multipliers(i, j).ok_or_else(|| {
             ThermoError::InvalidConfig(format!("sweep node ({i}, {j}) is outside the grid"))
         })?;
-        let steps = if k == 0 { self.first_steps } else { self.steps };
-        let f = self.system.equilibrate(m, steps)?;
-        f.check_finite(m)?;
-        Ok(SurfacePoint::new(m, f))
+        let rule = if k == 0 { self.first } else { self.rule };
+        let eq = self.system.equilibrate_until(m, &rule)?;
+        eq.functionals.check_finite(m)?;
+        Ok(SweepPoint {
+            i,
+            j,
+            point: SurfacePoint::new(m, eq.functionals),
+            equilibrium: eq.report,
+        })
     }
 }
 
 impl<S: ThermodynamicSystem + ?Sized> Iterator for Sweep<'_, S> {
-    type Item = Result<(usize, usize, SurfacePoint)>;
+    type Item = Result<SweepPoint>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
@@ -244,7 +271,7 @@ impl<S: ThermodynamicSystem + ?Sized> Iterator for Sweep<'_, S> {
         self.next += 1;
         let point = self.measure(k, i, j);
         self.failed = point.is_err();
-        Some(point.map(|p| (i, j, p)))
+        Some(point)
     }
 }
 

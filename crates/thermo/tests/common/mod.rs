@@ -76,6 +76,50 @@ pub fn random_config(seed: u64, n: usize, m: usize) -> ExactConfig {
     }
 }
 
+/// A standard normal draw (Box-Muller).
+pub fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u: f64 = 1.0 - rng.random::<f64>();
+    let v: f64 = rng.random::<f64>();
+    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+}
+
+/// A random instance of the documented shape: `sigma = L L' + 0.3 I` with L standard
+/// normal (n x n), W standard normal (m x n), `noise_std = 0.25`, `sigma0 = 0.6`,
+/// `sigmac = 0.8`, `latent_dim = n`, model seed = `seed`, no target.
+pub fn normal_instance(seed: u64, n: usize, m: usize) -> ExactConfig {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let l: Vec<Vec<f64>> = (0..n)
+        .map(|_| (0..n).map(|_| normal(&mut rng)).collect())
+        .collect();
+    let sigma = (0..n)
+        .map(|i| {
+            (0..n)
+                .map(|j| {
+                    (0..n).map(|k| l[i][k] * l[j][k]).sum::<f64>() + if i == j { 0.3 } else { 0.0 }
+                })
+                .collect()
+        })
+        .collect();
+    let w = (0..m)
+        .map(|_| (0..n).map(|_| normal(&mut rng)).collect())
+        .collect();
+    ExactConfig {
+        data: GaussianDataConfig {
+            sigma,
+            w,
+            noise_std: 0.25,
+        },
+        model: ExactModelConfig {
+            sigma0: 0.6,
+            sigmac: 0.8,
+            latent_dim: n,
+            seed,
+        },
+        target: None,
+        training: ExactTrainingConfig::default(),
+    }
+}
+
 pub fn example_config() -> ExactConfig {
     ExactConfig::from_toml_str(
         r#"
