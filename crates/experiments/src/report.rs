@@ -189,6 +189,9 @@ fn iso_section(md: &mut String, s: &IsoClassificationSummary, fig: &Figures) -> 
         s.unconverged_steps
     )
     .map_err(fmt_error)?;
+    if let Some(e) = &s.equilibrium {
+        writeln!(md, "Equilibrium: {}.\n", e.describe()).map_err(fmt_error)?;
+    }
     for stem in ["classification", "rate", "gamma"] {
         fig.embed(
             md,
@@ -253,6 +256,14 @@ fn transfer_section(md: &mut String, s: &TransferSummary, fig: &Figures) -> Resu
         s.unconverged_steps
     )
     .map_err(fmt_error)?;
+    if let Some(e) = &s.equilibrium {
+        writeln!(
+            md,
+            "Equilibrium of the process: {}. The baselines train fixed budgets (the process's number of Adam steps).\n",
+            e.describe()
+        )
+        .map_err(fmt_error)?;
+    }
     for stem in [
         "classification",
         "accuracy",

@@ -12,8 +12,9 @@ use fep_data::{DataConfig, Domains, ProbeSplit};
 use fep_models::assemble::{SystemSpec, system_from_checkpoint};
 use fep_thermo::surface::{
     GridCell, GridSpec, QuadraticFit, Shard, SurfaceChecks, SurfaceGrid, SurfacePoint, Sweep,
-    assemble_grid, shard_points, snake_order,
+    SweepPoint, assemble_grid, shard_points, snake_order,
 };
+use fep_thermo::{EquilibriumReport, StationarityTest, StoppingRule};
 use serde::{Deserialize, Serialize};
 
 use crate::Outcome;
@@ -38,8 +39,34 @@ pub struct SweepConfig {
     pub probe_size: usize,
     /// Residual (nats) above which a check counts as violated.
     pub tolerance: f64,
+    /// When the equilibration of a point (after the first) stops: a measured criterion
+    /// (`{ rule = "stationary", ... }`), or `steps_per_point` fixed steps where absent;
+    /// the first point of a shard gets `first_point_steps` as its budget (`max_steps`).
+    #[serde(default)]
+    pub equilibrium: Option<StoppingRule>,
     /// Seed of noise and data order.
     pub seed: u64,
+}
+
+impl SweepConfig {
+    /// The rule of the first point of a shard: the configured rule with a budget of
+    /// `first_point_steps`, or that many fixed steps.
+    pub fn first_rule(&self) -> StoppingRule {
+        match self.equilibrium {
+            Some(StoppingRule::Stationary(t)) => StoppingRule::Stationary(StationarityTest {
+                max_steps: self.first_point_steps.max(t.max_steps),
+                ..t
+            }),
+            Some(rule) => rule,
+            None => StoppingRule::fixed(self.first_point_steps),
+        }
+    }
+
+    /// The rule of every other point.
+    pub fn point_rule(&self) -> StoppingRule {
+        self.equilibrium
+            .unwrap_or(StoppingRule::fixed(self.steps_per_point))
+    }
 }
 
 /// The config file of `surface`.
@@ -99,6 +126,9 @@ pub struct ShardRecord {
     pub seed: u64,
     /// Seconds spent on this point.
     pub wall_seconds: f64,
+    /// How its equilibration went (absent in shard files of earlier versions).
+    #[serde(default)]
+    pub equilibrium: EquilibriumReport,
 }
 
 /// One line of `surface.jsonl`.
@@ -111,6 +141,8 @@ pub struct SurfaceRow {
     pub accuracy: f64,
     /// The shard that measured it.
     pub shard: usize,
+    /// How its equilibration went.
+    pub equilibrium: EquilibriumReport,
 }
 
 /// `summary.json` of a merged surface.
@@ -185,10 +217,16 @@ pub fn run_shard<B: AutodiffBackend>(
         points,
         s.first_point_steps,
         s.steps_per_point,
-    )?;
+    )?
+    .with_equilibrium(s.first_rule(), s.point_rule());
     let mut clock = Instant::now();
     while let Some(item) = sweep.next() {
-        let (i, j, point) = item?;
+        let SweepPoint {
+            i,
+            j,
+            point,
+            equilibrium,
+        } = item?;
         let accuracy = sweep.system().evaluate(&domains.source.test)?.accuracy;
         let f = point.functionals;
         progress.suspend(|| {
@@ -211,6 +249,7 @@ pub fn run_shard<B: AutodiffBackend>(
             accuracy,
             seed: s.seed,
             wall_seconds: clock.elapsed().as_secs_f64(),
+            equilibrium,
         });
         write_jsonl(&file, &records)?;
         progress.inc(1);
@@ -262,6 +301,7 @@ pub fn merge(cfg: &SurfaceConfig, out: &Path, device: String) -> Result<Outcome<
             point: r.point,
             accuracy: r.accuracy,
             shard: r.shard,
+            equilibrium: r.equilibrium,
         })
         .collect();
     write_jsonl(&out.join("surface.jsonl"), &rows)?;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use fep_experiments::bench::{BenchReport, ModelBench, ReferenceReport};
 use fep_experiments::exact::{ExactIsoSummary, ExactSolveSummary};
+use fep_experiments::process::trace::EquilibriumTally;
 use fep_experiments::process::{IsoClassificationSummary, MethodResult, TransferSummary};
 use fep_experiments::train_source::TrainSourceSummary;
 
@@ -46,6 +47,13 @@ pub fn train_source(s: &TrainSourceSummary) {
     println!("\nwall time {:.1} s on {}", s.wall_seconds, s.device);
 }
 
+/// One line on how the equilibrations of a process went.
+pub fn equilibrium(tally: Option<&EquilibriumTally>) {
+    if let Some(e) = tally {
+        println!("equilibrium: {}", e.describe());
+    }
+}
+
 /// The iso-classification path beside the naive one.
 pub fn iso_classification(s: &IsoClassificationSummary) {
     let p = &s.config.process;
@@ -81,6 +89,7 @@ pub fn iso_classification(s: &IsoClassificationSummary) {
             100.0 * end.accuracy
         );
     }
+    equilibrium(s.equilibrium.as_ref());
 }
 
 fn method_line(name: &str, v: &MethodResult, drift: Option<f64>) {
@@ -122,6 +131,7 @@ pub fn transfer(s: &TransferSummary) {
     println!(
         "(R, D, C on the target test set; drift measured on the {probe} probe of p_t along the path)"
     );
+    equilibrium(s.equilibrium.as_ref());
 }
 
 /// The exact model at a point: closed form, trained, and the three sensitivity estimates.

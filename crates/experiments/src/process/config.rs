@@ -155,6 +155,7 @@ impl ProcessSettings {
             IntegratorKind::Euler => Integrator::Euler(EulerConfig {
                 steps: self.steps,
                 equilibration_steps: self.equilibration_steps,
+                equilibrium: self.equilibrium,
             }),
             IntegratorKind::PredictorCorrector => {
                 Integrator::PredictorCorrector(PredictorCorrectorConfig {
@@ -171,6 +172,7 @@ impl ProcessSettings {
                     accept_unconverged: self.accept_unconverged,
                     max_gamma: self.max_gamma,
                     min_gamma: 0.0,
+                    equilibrium: self.equilibrium,
                 })
             }
         }
@@ -180,7 +182,6 @@ impl ProcessSettings {
     pub fn continuation(&self, ift: &IftConfig) -> Continuation {
         let mut continuation = self.integrator().continuation(*ift);
         continuation.gamma_bounds.max = self.max_gamma;
-        continuation.equilibrium = self.equilibrium_rule();
         continuation
     }
 

@@ -178,6 +178,24 @@ pub struct EquilibriumTally {
 }
 
 impl EquilibriumTally {
+    /// The tally in words: how many points met which rule, and the steps spent.
+    pub fn describe(&self) -> String {
+        let rule = match self.rule {
+            StoppingRule::FixedSteps { steps } => {
+                format!("a fixed budget of {steps} Adam steps (equilibrium assumed, not measured)")
+            }
+            StoppingRule::GradientNorm { tolerance, .. } => format!("|grad J| <= {tolerance:e}"),
+            StoppingRule::Stationary(t) => format!(
+                "the stationarity test (windows of {} steps, {} in a row within {} standard errors, {} to {} steps)",
+                t.window, t.consecutive, t.z, t.min_steps, t.max_steps
+            ),
+        };
+        format!(
+            "{} of {} points met {rule}; {} Adam steps in their equilibrations",
+            self.met, self.points, self.optimizer_steps
+        )
+    }
+
     /// The tally of a process trace (its first row is the start, not equilibrated here).
     pub fn of(rule: StoppingRule, rows: &[TraceRow]) -> Self {
         let steps = rows.iter().skip(1);
