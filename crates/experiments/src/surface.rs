@@ -49,12 +49,14 @@ pub struct SweepConfig {
 }
 
 impl SweepConfig {
-    /// The rule of the first point of a shard: the configured rule with a budget of
-    /// `first_point_steps`, or that many fixed steps.
+    /// The rule of the first point of a shard (from the checkpoint, farther away): the
+    /// stationarity test with at least `first_point_steps` steps and twice that budget,
+    /// or `first_point_steps` fixed steps.
     pub fn first_rule(&self) -> StoppingRule {
         match self.equilibrium {
             Some(StoppingRule::Stationary(t)) => StoppingRule::Stationary(StationarityTest {
-                max_steps: self.first_point_steps.max(t.max_steps),
+                min_steps: self.first_point_steps.max(t.min_steps),
+                max_steps: (2 * self.first_point_steps).max(t.max_steps),
                 ..t
             }),
             Some(rule) => rule,

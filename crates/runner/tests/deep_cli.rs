@@ -228,6 +228,7 @@ binarization = "dynamic"
 lambda_end = 1.5
 steps = 2
 equilibration_steps = 16
+equilibrium = {{ rule = "stationary", window = 4, consecutive = 2, z = 2.0, min_steps = 16, max_steps = 48 }}
 learning_rate = 5e-4
 batch_size = 32
 relative_tolerance = 0.04
@@ -287,6 +288,24 @@ hvp = {{ kind = "finite-difference", relative_step = 1e-3 }}
     }
     assert!((s["max_relative_drift"].as_f64().unwrap()) <= 0.05);
     assert_eq!(s["unconverged_steps"].as_u64().unwrap(), 0);
+    // Equilibrium is measured at every accepted point and counted in the summary.
+    let mut spent = 0;
+    for r in &rows[1..] {
+        let e = &r["equilibrium"];
+        let steps = e["steps"].as_u64().unwrap();
+        assert!(steps >= 16, "at least min_steps per equilibration: {r}");
+        assert!(e["met"].is_boolean() && e["criterion"].is_f64(), "{r}");
+        spent += steps;
+    }
+    let tally = &s["equilibrium"];
+    assert_eq!(tally["points"].as_u64().unwrap(), rows.len() as u64 - 1);
+    assert_eq!(tally["optimizer_steps"].as_u64().unwrap(), spent);
+    assert_eq!(tally["rule"]["rule"], "stationary");
+    let csv = std::fs::read_to_string(out.join("trace.csv")).unwrap();
+    assert!(
+        csv.lines().next().unwrap().contains("equilibrium_steps,"),
+        "the CSV flattens the report: {csv}"
+    );
     for f in [
         "classification.png",
         "rate.png",
