@@ -37,7 +37,8 @@ pub enum StoppingRule {
     /// `max_steps` of them; then, where `quasi_newton_iterations > 0` and the tolerance is
     /// not met, at most that many L-BFGS iterations on J (More-Thuente line search) until
     /// it is, or until the line search cannot make progress (f32 noise); the system ends
-    /// at the evaluated point of smallest `|grad J|`, whose norm is the criterion.
+    /// at the first evaluated point that meets the tolerance, else at the one of smallest
+    /// J, whose `|grad J|` is the criterion.
     GradientNorm {
         /// Largest accepted Euclidean norm of `grad J` (nats per unit parameter).
         tolerance: f64,
