@@ -188,7 +188,7 @@ pub fn run_shard<B: AutodiffBackend>(
     )?;
     let mut clock = Instant::now();
     while let Some(item) = sweep.next() {
-        let (i, j, point) = item?;
+        let fep_thermo::SweepPoint { i, j, point, .. } = item?;
         let accuracy = sweep.system().evaluate(&domains.source.test)?.accuracy;
         let f = point.functionals;
         progress.suspend(|| {

@@ -149,6 +149,7 @@ impl ProcessSettings {
             IntegratorKind::Euler => Integrator::Euler(EulerConfig {
                 steps: self.steps,
                 equilibration_steps: self.equilibration_steps,
+                equilibrium: None,
             }),
             IntegratorKind::PredictorCorrector => {
                 Integrator::PredictorCorrector(PredictorCorrectorConfig {
@@ -158,6 +159,7 @@ impl ProcessSettings {
                     relative_tolerance: self.relative_tolerance,
                     max_corrector_iterations: self.max_corrector_iterations,
                     equilibration_steps: self.equilibration_steps,
+                    equilibrium: None,
                     growth: 2.0,
                     shrink: 0.5,
                     max_relative_gamma_step: self.max_relative_gamma_step,
