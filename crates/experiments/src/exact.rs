@@ -8,8 +8,8 @@ use burn::tensor::backend::AutodiffBackend;
 use fep_thermo::exact::{ClosedForm, ExactConfig, ExactSystem};
 use fep_thermo::surface::{SurfaceChecks, SurfaceGrid, SurfacePoint};
 use fep_thermo::{
-    ConstraintKind, EulerConfig, Functionals, IftConfig, Integrator, IntegratorKind, Multipliers,
-    PredictorCorrectorConfig, ProcessPath, Sensitivities, SurfaceDifferenceConfig,
+    ConstraintKind, EquilibriumReport, EulerConfig, Functionals, IftConfig, Integrator, IntegratorKind, Multipliers,
+    PredictorCorrectorConfig, ProcessPath, Sensitivities, StoppingRule, SurfaceDifferenceConfig,
     ThermodynamicSystem, ift_sensitivities, run_process, surface_difference_sensitivities,
 };
 use serde::{Deserialize, Serialize};
@@ -131,6 +131,9 @@ pub struct ExactSolveSummary {
     pub closed_form: PointValues,
     /// The trained model.
     pub trained: PointValues,
+    /// How the trained point was equilibrated: the stopping criterion's final value
+    /// (`|grad J|`), Adam steps, L-BFGS iterations and whether the rule was met.
+    pub equilibrium: EquilibriumReport,
     /// Sensitivities by three estimators.
     pub sensitivities: SensitivityTable,
 }
@@ -153,7 +156,14 @@ pub fn solve<B: AutodiffBackend>(
     let mut system = ExactSystem::<B>::from_config(config, device)?;
     let trained = system.train(m)?;
     let ift = ift_sensitivities(&mut system, m, &IftConfig::default())?;
-    let fd = surface_difference_sensitivities(&mut system, m, &SurfaceDifferenceConfig::default())?;
+    let fd = surface_difference_sensitivities(
+        &mut system,
+        m,
+        &SurfaceDifferenceConfig {
+            equilibrium: Some(config.training.equilibrium_rule()),
+            ..SurfaceDifferenceConfig::default()
+        },
+    )?;
     let summary = ExactSolveSummary {
         lambda: m.lambda,
         gamma: m.gamma,
@@ -164,9 +174,10 @@ pub fn solve<B: AutodiffBackend>(
             free_energy: exact.free_energy,
         },
         trained: PointValues {
-            functionals: trained,
-            free_energy: trained.lagrangian(m),
+            functionals: trained.functionals,
+            free_energy: trained.functionals.lagrangian(m),
         },
+        equilibrium: trained.report,
         sensitivities: SensitivityTable {
             closed_form: exact_sens.into(),
             ift: ift.sensitivities.into(),
@@ -197,6 +208,9 @@ pub struct ExactPathPoint {
     pub relative_drift: f64,
     /// Corrector iterations of the step.
     pub corrector_iterations: usize,
+    /// The equilibrations of the point (training at the start; predictor and corrector
+    /// re-equilibrations after).
+    pub equilibrium: EquilibriumReport,
 }
 
 /// `exact iso-classification`.
@@ -219,16 +233,19 @@ pub struct ExactIsoSummary {
 }
 
 /// The exact model's integrators: Euler with 20 steps, or the predictor-corrector with
-/// steps between 0.05 and 0.1; 1000 Adam steps per re-equilibration.
-pub fn exact_integrator(kind: IntegratorKind) -> Integrator {
+/// steps between 0.05 and 0.1; every re-equilibration by the training's stopping rule
+/// `equilibrium` (`ExactTrainingConfig::equilibrium_rule`).
+pub fn exact_integrator(kind: IntegratorKind, equilibrium: StoppingRule) -> Integrator {
     match kind {
         IntegratorKind::Euler => Integrator::Euler(EulerConfig {
             equilibration_steps: 1000,
+            equilibrium: Some(equilibrium),
             ..EulerConfig::default()
         }),
         IntegratorKind::PredictorCorrector => {
             Integrator::PredictorCorrector(PredictorCorrectorConfig {
                 equilibration_steps: 1000,
+                equilibrium: Some(equilibrium),
                 initial_step: 0.05,
                 max_step: 0.1,
                 ..PredictorCorrectorConfig::default()
@@ -253,9 +270,10 @@ pub fn iso_classification<B: AutodiffBackend>(
         config.model.sigmac,
     )?;
     let path = ProcessPath::lambda_only(start.lambda, lambda_end);
-    let continuation = exact_integrator(integrator).continuation(IftConfig::default());
+    let rule = config.training.equilibrium_rule();
+    let continuation = exact_integrator(integrator, rule).continuation(IftConfig::default());
     let mut system = ExactSystem::<B>::from_config(config, device)?;
-    system.train(start)?;
+    let trained = system.train(start)?;
     let progress = bar(100, "iso-classification");
     let result = run_process(
         &mut system,
@@ -268,7 +286,7 @@ pub fn iso_classification<B: AutodiffBackend>(
     progress.finish_and_clear();
     let c0 = result.target;
     let mut points = Vec::new();
-    for r in &result.records {
+    for (k, r) in result.records.iter().enumerate() {
         points.push(ExactPathPoint {
             s: r.s,
             lambda: r.lambda,
@@ -277,6 +295,11 @@ pub fn iso_classification<B: AutodiffBackend>(
             functionals: r.functionals,
             relative_drift: r.relative_drift,
             corrector_iterations: r.corrector_iterations,
+            equilibrium: if k == 0 {
+                trained.report
+            } else {
+                r.equilibrium
+            },
         });
     }
     let summary = ExactIsoSummary {
@@ -389,6 +412,7 @@ pub fn surface<B: AutodiffBackend>(
         config.model.sigmac,
     )?;
     let mut system = ExactSystem::<B>::from_config(config, device)?;
+    let rule = config.training.equilibrium_rule();
     let progress = bar((lambdas.len() * gammas.len()) as u64, "surface");
     let (mut trained, mut exact, mut rows) = (Vec::new(), Vec::new(), Vec::new());
     for (i, &l) in lambdas.iter().enumerate() {
@@ -399,8 +423,9 @@ pub fn surface<B: AutodiffBackend>(
             let f = if i == 0 && j == 0 {
                 system.train(m)?
             } else {
-                system.equilibrate(m, config.training.initial_steps / 3)?
-            };
+                system.equilibrate_until(m, &rule)?
+            }
+            .functionals;
             let tp = SurfacePoint::new(m, f);
             let ep = SurfacePoint::new(m, cf.point(m)?.functionals);
             rows.push(ExactSurfaceRow {

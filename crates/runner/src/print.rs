@@ -144,6 +144,14 @@ pub fn exact_solve(s: &ExactSolveSummary) {
             f.rate, f.distortion, f.classification, p.free_energy
         );
     }
+    let e = &s.equilibrium;
+    println!(
+        "equilibrium: |grad J| = {}, {} Adam steps, {} L-BFGS iterations, criterion {}",
+        e.criterion.map_or("-".into(), |g| format!("{g:.2e}")),
+        e.steps,
+        e.quasi_newton_iterations,
+        if e.met { "met" } else { "NOT met" }
+    );
     println!(
         "\n{:<16}{:>12}{:>12}{:>12}{:>12}",
         "", "dD/dl", "dD/dg", "dC/dl", "dC/dg"
@@ -166,20 +174,25 @@ pub fn exact_solve(s: &ExactSolveSummary) {
 pub fn exact_iso(s: &ExactIsoSummary) {
     println!("c0 = {:.6}", s.c0);
     println!(
-        "{:>8}{:>10}{:>12}{:>10}{:>10}{:>10}{:>11}",
-        "lambda", "gamma", "gamma_exact", "R", "D", "C", "drift"
+        "{:>8}{:>10}{:>12}{:>10}{:>10}{:>10}{:>11}{:>10}{:>8}{:>10}{:>5}",
+        "lambda", "gamma", "gamma_exact", "R", "D", "C", "drift", "|grad J|", "steps", "L-BFGS", "met"
     );
     for p in &s.path {
         let f = &p.functionals;
+        let e = &p.equilibrium;
         println!(
-            "{:>8.4}{:>10.4}{:>12.4}{:>10.4}{:>10.4}{:>10.4}{:>+11.2e}",
+            "{:>8.4}{:>10.4}{:>12.4}{:>10.4}{:>10.4}{:>10.4}{:>+11.2e}{:>10}{:>8}{:>10}{:>5}",
             p.lambda,
             p.gamma,
             p.gamma_exact,
             f.rate,
             f.distortion,
             f.classification,
-            p.relative_drift
+            p.relative_drift,
+            e.criterion.map_or("-".into(), |g| format!("{g:.1e}")),
+            e.steps,
+            e.quasi_newton_iterations,
+            if e.met { "yes" } else { "no" }
         );
     }
     println!("max relative drift {:.2e}", s.max_relative_drift);

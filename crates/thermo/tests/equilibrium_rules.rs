@@ -178,7 +178,7 @@ fn the_finish_takes_over_where_gradient_descent_crawls() {
 #[test]
 fn a_met_tolerance_skips_the_finish_and_a_model_error_propagates() {
     let m = Multipliers::new(1.0, 0.0);
-    // Already at the minimum: no steps, no iterations.
+    // Already at the minimum (|grad J| = 0, below the finish's target): nothing to do.
     let mut system = Rosenbrock::new();
     system.theta = [1.0, 1.0];
     let eq = equilibrate_by_rule(&mut system, m, &gradient_rule(1e-8, 500, 200)).unwrap();

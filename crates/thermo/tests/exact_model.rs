@@ -91,7 +91,7 @@ fn trained_model_reaches_the_closed_form_equilibrium() {
         let mut system = ExactSystem::<B>::from_config(&config, &Default::default()).unwrap();
         for (l, g) in [(0.5, 1.0), (2.0, 1.0), (1.0, 3.0)] {
             let mult = Multipliers::new(l, g);
-            let trained = system.train(mult).unwrap();
+            let trained = system.train(mult).unwrap().functionals;
             let exact = cf.point(mult).unwrap();
             let e = exact.functionals;
             for (name, a, b) in [

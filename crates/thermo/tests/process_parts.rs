@@ -5,7 +5,7 @@ use fep_thermo::{
     AdaptiveStep, ConstraintKind, Continuation, Corrector, EulerConfig, Functional, GammaBounds,
     HvpMethod, IftConfig, Integrator, IntegratorKind, Multipliers, NewtonSecant, Predictor,
     PredictorCorrectorConfig, Process, ProcessPath, QuadraticSystem, StepControl, StepRecord,
-    Tangent, ThermoError, ThermodynamicSystem, TrustRegion, run_process,
+    StoppingRule, Tangent, ThermoError, ThermodynamicSystem, TrustRegion, run_process,
 };
 
 fn ift() -> IftConfig {
@@ -39,7 +39,7 @@ fn newton(tolerance: f64, max_iterations: usize, step: AdaptiveStep) -> Continua
         }),
         step_control: StepControl::Adaptive(step),
         gamma_bounds: GammaBounds::default(),
-        equilibration_steps: 1,
+        equilibrium: StoppingRule::fixed(1),
         ift: ift(),
     }
 }
@@ -78,7 +78,8 @@ fn corrector_reaches_its_tolerance() {
     let tangent = Tangent::at(&mut sys, start, 0.0, &path, constraint, &ift()).unwrap();
     // A poor prediction: lambda moves to 1.4 and gamma stays.
     let trial = Multipliers::new(1.4, 1.0);
-    let f = sys.equilibrate(trial, 1).unwrap();
+    let eq = sys.equilibrate_until(trial, &StoppingRule::fixed(1)).unwrap();
+    let f = eq.functionals;
     assert!(((f.classification - c0) / c0).abs() > 1e-3);
     let newton = NewtonSecant {
         relative_tolerance: 1e-11,
@@ -91,10 +92,10 @@ fn corrector_reaches_its_tolerance() {
             constraint,
             c0,
             trial,
-            f,
+            eq,
             &tangent,
             GammaBounds::default(),
-            1,
+            &StoppingRule::fixed(1),
         )
         .unwrap();
     assert!(out.converged(), "{:?}", out.failure);
@@ -432,6 +433,13 @@ fn run_process_equals_the_iterator() {
     };
     assert_eq!(strip(&a.records), strip(&b));
     assert_eq!(strip(&a.records), strip(&seen));
+    // Every accepted point reports its equilibrations: the predictor's one fixed step and
+    // one per corrector iteration (the start was equilibrated before the process).
+    for (k, r) in a.records.iter().enumerate() {
+        let expected = if k == 0 { 0 } else { 1 + r.corrector_iterations };
+        assert_eq!(r.equilibrium.steps, expected, "record {k}");
+        assert!(!r.equilibrium.met && r.equilibrium.criterion.is_none());
+    }
 }
 
 /// The warm start (Hold) with the Newton corrector holds C too; Hold without a
@@ -526,7 +534,8 @@ euler = { kind = "euler", steps = 3, equilibration_steps = 7 }
         doc.euler,
         Integrator::Euler(EulerConfig {
             steps: 3,
-            equilibration_steps: 7
+            equilibration_steps: 7,
+            equilibrium: None,
         })
     );
     assert_eq!(doc.euler.kind(), IntegratorKind::Euler);

@@ -229,7 +229,13 @@ fn sharded_sweep_assembles_the_closed_form_grid() {
         let mut sweep = Sweep::new(&mut sys, &spec, shard_points(&order, shard), 5, 1).unwrap();
         assert_eq!(sweep.remaining(), 4);
         while let Some(item) = sweep.next() {
-            let (i, j, point) = item.unwrap();
+            let fep_thermo::SweepPoint {
+                i,
+                j,
+                point,
+                equilibrium,
+            } = item.unwrap();
+            assert_eq!(equilibrium.steps, if cells.len() % 4 == 0 { 5 } else { 1 });
             // The system sits at the point just measured.
             let theta = fep_thermo::ThermodynamicSystem::params(sweep.system()).unwrap();
             let exact = QuadraticSystem::example()

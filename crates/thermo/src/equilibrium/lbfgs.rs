@@ -3,8 +3,9 @@
 //!
 //! Models in f32 give J and `grad J` with a relative noise near 1e-6, so near the
 //! minimiser the line search eventually cannot tell two points apart. The finish then
-//! stops where it is: it keeps the evaluated point with the smallest J, loads it into the
-//! system, and reports its `|grad J|` as it is.
+//! stops where it is: it keeps the first evaluated point that meets the tolerance, else
+//! the one with the smallest J, loads it into the system, and reports its `|grad J|` as
+//! it is.
 
 use std::cell::RefCell;
 
@@ -57,6 +58,9 @@ struct Inner<'a, S: ThermodynamicSystem + ?Sized> {
     last: Option<Evaluation>,
     /// The evaluated point with the smallest J: `(J, |grad J|, theta)`.
     best: Option<(f64, f64, Vec<f64>)>,
+    /// The first evaluated point with `|grad J| < tolerance`, if any.
+    met: Option<Vec<f64>>,
+    tolerance: f64,
     /// The first error of the model itself (not a non-finite trial point).
     error: Option<ThermoError>,
 }
@@ -84,8 +88,12 @@ impl<S: ThermodynamicSystem + ?Sized> Inner<'_, S> {
             // from, never a candidate.
             return Ok((WALL, vec![0.0; gradient.len()]));
         }
+        let g = norm(&gradient);
         if self.best.as_ref().is_none_or(|(b, _, _)| value < *b) {
-            self.best = Some((value, norm(&gradient), theta.to_vec()));
+            self.best = Some((value, g, theta.to_vec()));
+        }
+        if g < self.tolerance && self.met.is_none() {
+            self.met = Some(theta.to_vec());
         }
         self.last = Some(Evaluation {
             theta: theta.to_vec(),
@@ -125,7 +133,8 @@ fn solver_error(e: ArgminError) -> ThermoError {
 /// stopping early once `|grad J| < tolerance`. Where the line search fails (a trial point
 /// with a non-finite J, or no progress within the f32 noise), L-BFGS restarts with an empty
 /// memory from the point of smallest J so far, as long as the previous run lowered J by
-/// more than [`RESTART_DECREASE`] relative; the system is left at that point.
+/// more than [`RESTART_DECREASE`] relative. The system is left at the first evaluated
+/// point that meets the tolerance, else at the point of smallest J.
 pub(crate) fn finish<S: ThermodynamicSystem + ?Sized>(
     system: &mut S,
     multipliers: Multipliers,
@@ -138,6 +147,8 @@ pub(crate) fn finish<S: ThermodynamicSystem + ?Sized>(
         multipliers,
         last: None,
         best: None,
+        met: None,
+        tolerance,
         error: None,
     });
     let mut done = 0;
@@ -175,7 +186,10 @@ pub(crate) fn finish<S: ThermodynamicSystem + ?Sized>(
         let Some((best, gradient_norm, theta)) = state.best.clone() else {
             break;
         };
-        if gradient_norm < tolerance || best > previous_best - RESTART_DECREASE * best.abs() {
+        if state.met.is_some()
+            || gradient_norm < tolerance
+            || best > previous_best - RESTART_DECREASE * best.abs()
+        {
             break;
         }
         previous_best = best;
@@ -188,7 +202,7 @@ pub(crate) fn finish<S: ThermodynamicSystem + ?Sized>(
     }
     let inner = inner.into_inner();
     let system = inner.system;
-    if let Some((_, _, theta)) = &inner.best {
+    if let Some(theta) = inner.met.as_ref().or(inner.best.as_ref().map(|(_, _, t)| t)) {
         system.set_params(theta)?;
     }
     let (functionals, gradient) = system.gradient(multipliers.lagrangian_weights())?;

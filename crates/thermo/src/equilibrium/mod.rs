@@ -24,6 +24,10 @@ use crate::vector::norm;
 
 mod lbfgs;
 
+/// The L-BFGS finish of [`StoppingRule::GradientNorm`] aims at this fraction of the
+/// rule's tolerance.
+pub const FINISH_FACTOR: f64 = 0.1;
+
 /// When an equilibration may stop.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "rule", deny_unknown_fields)]
@@ -34,10 +38,14 @@ pub enum StoppingRule {
         steps: usize,
     },
     /// `|grad J| <= tolerance`, checked every `check_every` optimiser steps, at most
-    /// `max_steps` of them; then, where `quasi_newton_iterations > 0` and the tolerance is
-    /// not met, at most that many L-BFGS iterations on J (More-Thuente line search) until
-    /// it is, or until the line search cannot make progress (f32 noise); the system ends
-    /// at the evaluated point of smallest `|grad J|`, whose norm is the criterion.
+    /// `max_steps` of them; then, where `quasi_newton_iterations > 0`, at most that many
+    /// L-BFGS iterations on J (More-Thuente line search) towards the sharper target
+    /// `FINISH_FACTOR * tolerance` (0.1 tolerance), until the line search cannot make
+    /// progress (f32 noise). The finish runs even where the first-order phase met the
+    /// tolerance: near a critical point a small gradient can still leave the functionals
+    /// off (a nearly flat valley). The system ends at the first evaluated point that
+    /// meets the target, else at the one of smallest J; its `|grad J|` is the criterion,
+    /// met where it is at most `tolerance`.
     GradientNorm {
         /// Largest accepted Euclidean norm of `grad J` (nats per unit parameter).
         tolerance: f64,
@@ -180,7 +188,8 @@ pub fn equilibrate_by_rule<S: ThermodynamicSystem + ?Sized>(
                 system.equilibrate(m, chunk)?;
                 steps += chunk;
             };
-            if g <= tolerance || quasi_newton_iterations == 0 {
+            let target = FINISH_FACTOR * tolerance;
+            if g <= target || quasi_newton_iterations == 0 {
                 return Ok(Equilibrium {
                     functionals,
                     report: EquilibriumReport {
@@ -191,7 +200,7 @@ pub fn equilibrate_by_rule<S: ThermodynamicSystem + ?Sized>(
                     },
                 });
             }
-            let done = lbfgs::finish(system, m, tolerance, quasi_newton_iterations)?;
+            let done = lbfgs::finish(system, m, target, quasi_newton_iterations)?;
             Ok(Equilibrium {
                 functionals: done.functionals,
                 report: EquilibriumReport {
