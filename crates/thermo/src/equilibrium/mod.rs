@@ -399,8 +399,11 @@ mod tests {
             toml::from_str("rule = \"stationary\"\nwindow = 20\nconsecutive = 2\nz = 2.0\nmin_steps = 40\nmax_steps = 400")
                 .expect("parses");
         assert_eq!(rule.max_steps(), 400);
-        let fixed: StoppingRule = toml::from_str("rule = \"fixed-steps\"\nsteps = 80").expect("parses");
+        let fixed: StoppingRule =
+            toml::from_str("rule = \"fixed-steps\"\nsteps = 80").expect("parses");
         assert_eq!(fixed, StoppingRule::fixed(80));
-        assert!(toml::from_str::<StoppingRule>("rule = \"gradient-norm\"\ntolerance = 1e-4").is_err());
+        assert!(
+            toml::from_str::<StoppingRule>("rule = \"gradient-norm\"\ntolerance = 1e-4").is_err()
+        );
     }
 }
