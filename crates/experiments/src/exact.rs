@@ -8,9 +8,10 @@ use burn::tensor::backend::AutodiffBackend;
 use fep_thermo::exact::{ClosedForm, ExactConfig, ExactSystem};
 use fep_thermo::surface::{SurfaceChecks, SurfaceGrid, SurfacePoint};
 use fep_thermo::{
-    ConstraintKind, EquilibriumReport, EulerConfig, Functionals, IftConfig, Integrator, IntegratorKind, Multipliers,
-    PredictorCorrectorConfig, ProcessPath, Sensitivities, StoppingRule, SurfaceDifferenceConfig,
-    ThermodynamicSystem, ift_sensitivities, run_process, surface_difference_sensitivities,
+    ConstraintKind, EquilibriumReport, EulerConfig, Functionals, IftConfig, Integrator,
+    IntegratorKind, Multipliers, PredictorCorrectorConfig, ProcessPath, Sensitivities,
+    StoppingRule, SurfaceDifferenceConfig, ThermodynamicSystem, ift_sensitivities, run_process,
+    surface_difference_sensitivities,
 };
 use serde::{Deserialize, Serialize};
 
@@ -133,6 +134,7 @@ pub struct ExactSolveSummary {
     pub trained: PointValues,
     /// How the trained point was equilibrated: the stopping criterion's final value
     /// (`|grad J|`), Adam steps, L-BFGS iterations and whether the rule was met.
+    #[serde(default)]
     pub equilibrium: EquilibriumReport,
     /// Sensitivities by three estimators.
     pub sensitivities: SensitivityTable,
@@ -210,6 +212,7 @@ pub struct ExactPathPoint {
     pub corrector_iterations: usize,
     /// The equilibrations of the point (training at the start; predictor and corrector
     /// re-equilibrations after).
+    #[serde(default)]
     pub equilibrium: EquilibriumReport,
 }
 

@@ -175,7 +175,17 @@ pub fn exact_iso(s: &ExactIsoSummary) {
     println!("c0 = {:.6}", s.c0);
     println!(
         "{:>8}{:>10}{:>12}{:>10}{:>10}{:>10}{:>11}{:>10}{:>8}{:>10}{:>5}",
-        "lambda", "gamma", "gamma_exact", "R", "D", "C", "drift", "|grad J|", "steps", "L-BFGS", "met"
+        "lambda",
+        "gamma",
+        "gamma_exact",
+        "R",
+        "D",
+        "C",
+        "drift",
+        "|grad J|",
+        "steps",
+        "L-BFGS",
+        "met"
     );
     for p in &s.path {
         let f = &p.functionals;

@@ -93,7 +93,9 @@ impl ThermodynamicSystem for Rosenbrock {
         let [x, y] = self.theta;
         let dr = [-2.0 * (1.0 - x), 0.0];
         let dd = [-400.0 * x * (y - x * x), 200.0 * (y - x * x)];
-        let g = (0..2).map(|i| w.rate * dr[i] + w.distortion * dd[i]).collect();
+        let g = (0..2)
+            .map(|i| w.rate * dr[i] + w.distortion * dd[i])
+            .collect();
         Ok((self.values(), g))
     }
     fn equilibrate(&mut self, m: Multipliers, steps: usize) -> fep_thermo::Result<Functionals> {
@@ -119,7 +121,13 @@ fn gradient_rule(tolerance: f64, max_steps: usize, quasi_newton_iterations: usiz
 fn ill_conditioned() -> Frozen {
     let n = 6;
     let a = DMatrix::from_diagonal(&DVector::from_fn(n, |i, _| 10f64.powi(-(i as i32) + 1)));
-    let p = DMatrix::from_fn(n, n, |i, j| if i == j { 1.0 } else { 0.1 / (1 + i + j) as f64 });
+    let p = DMatrix::from_fn(n, n, |i, j| {
+        if i == j {
+            1.0
+        } else {
+            0.1 / (1 + i + j) as f64
+        }
+    });
     let q = DMatrix::identity(n, n) * 0.01;
     let d = QuadraticTerm::fixed(p, DVector::from_fn(n, |i, _| 1.0 + i as f64), 1.0);
     let c = QuadraticTerm::fixed(q, DVector::from_fn(n, |i, _| -(i as f64)), 0.5);
@@ -166,7 +174,10 @@ fn the_finish_takes_over_where_gradient_descent_crawls() {
     let r = eq.report;
     assert!(r.met, "{r:?}");
     assert_eq!(r.steps, 500);
-    assert!(r.quasi_newton_iterations > 0 && r.quasi_newton_iterations < 200, "{r:?}");
+    assert!(
+        r.quasi_newton_iterations > 0 && r.quasi_newton_iterations < 200,
+        "{r:?}"
+    );
     assert!(
         (system.theta[0] - 1.0).abs() < 1e-6 && (system.theta[1] - 1.0).abs() < 1e-6,
         "{:?}",

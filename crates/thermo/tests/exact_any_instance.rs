@@ -28,9 +28,13 @@ fn survey() {
     let rule: Option<StoppingRule> = std::env::var("FEP_RULE")
         .ok()
         .map(|s| toml::from_str(&s).unwrap());
-    let initial: Option<usize> = std::env::var("FEP_INITIAL").ok().map(|s| s.parse().unwrap());
+    let initial: Option<usize> = std::env::var("FEP_INITIAL")
+        .ok()
+        .map(|s| s.parse().unwrap());
     for (seed, n, m) in [
-        (102u64, 3usize, 3usize), (0, 3, 1), (1u64, 3usize, 2usize),
+        (102u64, 3usize, 3usize),
+        (0, 3, 1),
+        (1u64, 3usize, 2usize),
         (2, 6, 3),
         (3, 4, 1),
         (4, 8, 8),
@@ -54,7 +58,10 @@ fn survey() {
             let e = cf.point(mult).unwrap();
             let q = cf.spectrum(mult).unwrap();
             let f = eq.functionals;
-            let dq = q.iter().map(|q| (q - 0.5).abs()).fold(f64::INFINITY, f64::min);
+            let dq = q
+                .iter()
+                .map(|q| (q - 0.5).abs())
+                .fold(f64::INFINITY, f64::min);
             println!(
                 "seed {seed} n {n} m {m} ({l},{g}) {secs:.2}s  steps {} lbfgs {} |g| {:.2e} met {}  dR {:+.4} dD {:+.4} dC {:+.4} dF/F {:+.2e} min|q-1/2| {dq:.3}",
                 eq.report.steps,
@@ -129,7 +136,10 @@ fn check_instances(instances: &[(u64, usize, usize)], points: &[(f64, f64)]) {
             let eq = system.train(mult).unwrap();
             let exact = cf.point(mult).unwrap();
             let (f, e) = (eq.functionals, exact.functionals);
-            let at = format!("seed {seed}, n {n}, m {m}, (lambda, gamma) = ({l}, {g}): {:?}", eq.report);
+            let at = format!(
+                "seed {seed}, n {n}, m {m}, (lambda, gamma) = ({l}, {g}): {:?}",
+                eq.report
+            );
             assert!(eq.report.met, "{at}");
             for (name, a, b) in [
                 ("R", f.rate, e.rate),
@@ -198,10 +208,18 @@ fn check_iso_path(seed: u64, n: usize, m: usize, require_crossing: bool) {
     )
     .unwrap();
     let c0 = result.target;
-    assert!(result.records.last().is_some_and(|r| (r.lambda - 0.5).abs() < 1e-12));
+    assert!(
+        result
+            .records
+            .last()
+            .is_some_and(|r| (r.lambda - 0.5).abs() < 1e-12)
+    );
     for r in &result.records {
         let exact = cf.gamma_for_classification(r.lambda, c0).unwrap();
-        let at = format!("seed {seed} n {n} m {m} lambda {:.4}: gamma {} vs exact {exact}; {:?}", r.lambda, r.gamma, r.equilibrium);
+        let at = format!(
+            "seed {seed} n {n} m {m} lambda {:.4}: gamma {} vs exact {exact}; {:?}",
+            r.lambda, r.gamma, r.equilibrium
+        );
         assert!(((r.gamma - exact) / exact).abs() < 0.02, "{at}");
         assert!(r.s == 0.0 || r.equilibrium.met, "{at}");
     }

@@ -78,7 +78,9 @@ fn corrector_reaches_its_tolerance() {
     let tangent = Tangent::at(&mut sys, start, 0.0, &path, constraint, &ift()).unwrap();
     // A poor prediction: lambda moves to 1.4 and gamma stays.
     let trial = Multipliers::new(1.4, 1.0);
-    let eq = sys.equilibrate_until(trial, &StoppingRule::fixed(1)).unwrap();
+    let eq = sys
+        .equilibrate_until(trial, &StoppingRule::fixed(1))
+        .unwrap();
     let f = eq.functionals;
     assert!(((f.classification - c0) / c0).abs() > 1e-3);
     let newton = NewtonSecant {
@@ -436,7 +438,11 @@ fn run_process_equals_the_iterator() {
     // Every accepted point reports its equilibrations: the predictor's one fixed step and
     // one per corrector iteration (the start was equilibrated before the process).
     for (k, r) in a.records.iter().enumerate() {
-        let expected = if k == 0 { 0 } else { 1 + r.corrector_iterations };
+        let expected = if k == 0 {
+            0
+        } else {
+            1 + r.corrector_iterations
+        };
         assert_eq!(r.equilibrium.steps, expected, "record {k}");
         assert!(!r.equilibrium.met && r.equilibrium.criterion.is_none());
     }

@@ -70,10 +70,10 @@ impl<S: ThermodynamicSystem + ?Sized> Inner<'_, S> {
         if let Some(e) = self.last.as_ref().filter(|e| e.theta == theta) {
             return Ok((e.value, e.gradient.clone()));
         }
-        let result = self.system.set_params(theta).and_then(|()| {
-            self.system
-                .gradient(self.multipliers.lagrangian_weights())
-        });
+        let result = self
+            .system
+            .set_params(theta)
+            .and_then(|()| self.system.gradient(self.multipliers.lagrangian_weights()));
         let (f, gradient) = match result {
             Ok(v) => v,
             Err(e) => {
@@ -165,7 +165,11 @@ pub(crate) fn finish<S: ThermodynamicSystem + ?Sized>(
             .with_tolerance_cost(0.0)
             .map_err(solver_error)?;
         let run = Executor::new(Objective(&inner), solver)
-            .configure(|state| state.param(start.clone()).max_iters((iterations - done) as u64))
+            .configure(|state| {
+                state
+                    .param(start.clone())
+                    .max_iters((iterations - done) as u64)
+            })
             .timer(false)
             .run()
             // Only the first evaluation can fail the run itself (later failures end the
@@ -202,7 +206,11 @@ pub(crate) fn finish<S: ThermodynamicSystem + ?Sized>(
     }
     let inner = inner.into_inner();
     let system = inner.system;
-    if let Some(theta) = inner.met.as_ref().or(inner.best.as_ref().map(|(_, _, t)| t)) {
+    if let Some(theta) = inner
+        .met
+        .as_ref()
+        .or(inner.best.as_ref().map(|(_, _, t)| t))
+    {
         system.set_params(theta)?;
     }
     let (functionals, gradient) = system.gradient(multipliers.lagrangian_weights())?;

@@ -98,6 +98,7 @@ pub struct StepRecord {
     pub converged: bool,
     /// The equilibrations of this point (the predictor's and every corrector
     /// iteration's, chained with [`EquilibriumReport::then`]; unmeasured at the start).
+    #[serde(default)]
     pub equilibrium: EquilibriumReport,
     /// Wall time since the start of the process, seconds.
     pub wall_seconds: f64,
