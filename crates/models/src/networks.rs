@@ -11,12 +11,10 @@ use burn::tensor::backend::Backend;
 
 use crate::config::{Architecture, ClassifierKind, ModelConfig};
 
+/// A convolution `c_in -> c_out` channels, kernel k, stride s, padding p.
 fn conv<B: Backend>(
-    c_in: usize,
-    c_out: usize,
-    k: usize,
-    s: usize,
-    p: usize,
+    [c_in, c_out]: [usize; 2],
+    [k, s, p]: [usize; 3],
     device: &B::Device,
 ) -> Conv2d<B> {
     Conv2dConfig::new([c_in, c_out], [k, k])
@@ -25,12 +23,10 @@ fn conv<B: Backend>(
         .init(device)
 }
 
+/// A transposed convolution `c_in -> c_out` channels, kernel k, stride s, padding p.
 fn deconv<B: Backend>(
-    c_in: usize,
-    c_out: usize,
-    k: usize,
-    s: usize,
-    p: usize,
+    [c_in, c_out]: [usize; 2],
+    [k, s, p]: [usize; 3],
     device: &B::Device,
 ) -> ConvTranspose2d<B> {
     ConvTranspose2dConfig::new([c_in, c_out], [k, k])
@@ -62,8 +58,8 @@ pub struct SmallEncoder<B: Backend> {
 impl<B: Backend> SmallEncoder<B> {
     fn new(latent: usize, device: &B::Device) -> Self {
         Self {
-            conv1: conv(1, 32, 4, 2, 1, device),
-            conv2: conv(32, 64, 4, 2, 1, device),
+            conv1: conv([1, 32], [4, 2, 1], device),
+            conv2: conv([32, 64], [4, 2, 1], device),
             head: linear(64 * 7 * 7, 2 * latent, device),
             latent,
         }
@@ -90,8 +86,8 @@ impl<B: Backend> SmallDecoder<B> {
     fn new(latent: usize, out_channels: usize, device: &B::Device) -> Self {
         Self {
             fc: linear(latent, 64 * 7 * 7, device),
-            deconv1: deconv(64, 32, 4, 2, 1, device),
-            deconv2: deconv(32, out_channels, 4, 2, 1, device),
+            deconv1: deconv([64, 32], [4, 2, 1], device),
+            deconv2: deconv([32, out_channels], [4, 2, 1], device),
         }
     }
 
@@ -123,12 +119,12 @@ pub struct PaperEncoder<B: Backend> {
 impl<B: Backend> PaperEncoder<B> {
     fn new(latent: usize, device: &B::Device) -> Self {
         Self {
-            conv1: conv(1, 64, 4, 2, 1, device),
-            conv2: conv(64, 128, 4, 2, 1, device),
+            conv1: conv([1, 64], [4, 2, 1], device),
+            conv2: conv([64, 128], [4, 2, 1], device),
             bn2: BatchNormConfig::new(128).init(device),
-            conv3: conv(128, 256, 3, 2, 1, device),
+            conv3: conv([128, 256], [3, 2, 1], device),
             bn3: BatchNormConfig::new(256).init(device),
-            conv4: conv(256, 1024, 4, 1, 0, device),
+            conv4: conv([256, 1024], [4, 1, 0], device),
             fc: linear(1024, 512, device),
             mean: linear(512, latent, device),
             log_var: linear(512, latent, device),
@@ -167,13 +163,13 @@ impl<B: Backend> PaperDecoder<B> {
         Self {
             fc1: linear(latent, 512, device),
             fc2: linear(512, 1024, device),
-            deconv1: deconv(1024, 512, 4, 1, 0, device),
+            deconv1: deconv([1024, 512], [4, 1, 0], device),
             bn1: BatchNormConfig::new(512).init(device),
-            deconv2: deconv(512, 256, 3, 2, 1, device),
+            deconv2: deconv([512, 256], [3, 2, 1], device),
             bn2: BatchNormConfig::new(256).init(device),
-            deconv3: deconv(256, 128, 4, 2, 1, device),
+            deconv3: deconv([256, 128], [4, 2, 1], device),
             bn3: BatchNormConfig::new(128).init(device),
-            deconv4: deconv(128, out_channels, 4, 2, 1, device),
+            deconv4: deconv([128, out_channels], [4, 2, 1], device),
         }
     }
 
@@ -198,8 +194,8 @@ pub struct ResidualBlock<B: Backend> {
 impl<B: Backend> ResidualBlock<B> {
     fn new(channels: usize, device: &B::Device) -> Self {
         Self {
-            conv1: conv(channels, channels, 3, 1, 1, device),
-            conv2: conv(channels, channels, 3, 1, 1, device),
+            conv1: conv([channels, channels], [3, 1, 1], device),
+            conv2: conv([channels, channels], [3, 1, 1], device),
         }
     }
 
@@ -226,11 +222,11 @@ pub struct ResnetEncoder<B: Backend> {
 impl<B: Backend> ResnetEncoder<B> {
     fn new(latent: usize, device: &B::Device) -> Self {
         Self {
-            stem: conv(3, 32, 3, 1, 1, device),
+            stem: conv([3, 32], [3, 1, 1], device),
             res1: ResidualBlock::new(32, device),
-            down1: conv(32, 64, 4, 2, 1, device),
+            down1: conv([32, 64], [4, 2, 1], device),
             res2: ResidualBlock::new(64, device),
-            down2: conv(64, 128, 4, 2, 1, device),
+            down2: conv([64, 128], [4, 2, 1], device),
             res3: ResidualBlock::new(128, device),
             head: linear(128 * 8 * 8, 2 * latent, device),
             latent,
@@ -264,11 +260,11 @@ impl<B: Backend> ResnetDecoder<B> {
         Self {
             fc: linear(latent, 128 * 8 * 8, device),
             res1: ResidualBlock::new(128, device),
-            up1: deconv(128, 64, 4, 2, 1, device),
+            up1: deconv([128, 64], [4, 2, 1], device),
             res2: ResidualBlock::new(64, device),
-            up2: deconv(64, 32, 4, 2, 1, device),
+            up2: deconv([64, 32], [4, 2, 1], device),
             res3: ResidualBlock::new(32, device),
-            out: conv(32, out_channels, 3, 1, 1, device),
+            out: conv([32, out_channels], [3, 1, 1], device),
         }
     }
 

@@ -363,6 +363,20 @@ pub(crate) struct Defaults {
     pub needs_target: bool,
 }
 
+/// The iso-classification experiment's defaults.
+pub(crate) const ISO_CLASSIFICATION: Defaults = Defaults {
+    config: "experiments/iso-classification.toml",
+    out: "runs/iso-classification",
+    needs_target: false,
+};
+
+/// The transfer experiment's defaults.
+pub(crate) const TRANSFER: Defaults = Defaults {
+    config: "experiments/transfer-iso-classification.toml",
+    out: "runs/transfer-iso-classification",
+    needs_target: true,
+};
+
 /// Loads the config and the data and prepares a fresh result directory holding the
 /// resolved config.
 pub(crate) fn setup(options: &ProcessOptions, defaults: &Defaults) -> Result<Setup> {

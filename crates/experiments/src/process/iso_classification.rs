@@ -13,7 +13,7 @@ use fep_thermo::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::config::{Defaults, ProcessConfig, ProcessOptions, setup};
+use super::config::{ISO_CLASSIFICATION, ProcessConfig, ProcessOptions, setup};
 use super::trace::{
     ChartSpec, EquilibriumTally, TraceRow, trace_process, write_trace, write_trace_charts,
 };
@@ -103,19 +103,13 @@ pub struct IsoClassificationSummary {
     pub config: ProcessConfig,
 }
 
-const DEFAULTS: Defaults = Defaults {
-    config: "experiments/iso-classification.toml",
-    out: "runs/iso-classification",
-    needs_target: false,
-};
-
 /// Runs the iso-classification of `options` (default config
 /// `experiments/iso-classification.toml`) on backend B.
 pub fn iso_classification<B: AutodiffBackend>(
     device: &B::Device,
     options: &ProcessOptions,
 ) -> Result<Outcome<IsoClassificationSummary>> {
-    let setup = setup(options, &DEFAULTS)?;
+    let setup = setup(options, &ISO_CLASSIFICATION)?;
     let (cfg, out, domains) = (&setup.cfg, &setup.out, &setup.domains);
     let clock = Instant::now();
     let Assembled { mut system, start } = setup.assemble::<B>(device, false)?;

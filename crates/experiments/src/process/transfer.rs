@@ -15,7 +15,7 @@ use fep_thermo::{ConstraintKind, Functionals, Multipliers, ProcessPath};
 use serde::{Deserialize, Serialize};
 
 use super::baselines::{fine_tune, paper_heuristic};
-use super::config::{Defaults, ProcessConfig, ProcessOptions, setup};
+use super::config::{ProcessConfig, ProcessOptions, TRANSFER, setup};
 use super::trace::{
     ChartSpec, EquilibriumTally, TraceRow, max_drift, trace_process, write_trace,
     write_trace_charts,
@@ -147,19 +147,13 @@ fn final_metrics<B: AutodiffBackend>(
     })
 }
 
-const DEFAULTS: Defaults = Defaults {
-    config: "experiments/transfer-iso-classification.toml",
-    out: "runs/transfer-iso-classification",
-    needs_target: true,
-};
-
 /// Runs the transfer of `options` (default config
 /// `experiments/transfer-iso-classification.toml`) on backend B.
 pub fn transfer<B: AutodiffBackend>(
     device: &B::Device,
     options: &ProcessOptions,
 ) -> Result<Outcome<TransferSummary>> {
-    let setup = setup(options, &DEFAULTS)?;
+    let setup = setup(options, &TRANSFER)?;
     let (cfg, out, domains) = (&setup.cfg, &setup.out, &setup.domains);
     let total = Instant::now();
     let Assembled { mut system, start } = setup.assemble::<B>(device, true)?;
