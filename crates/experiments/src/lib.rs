@@ -15,6 +15,7 @@
 //! | throughput | [`bench`] | [`bench::BenchReport`] |
 //! | the end-to-end demo | [`demo`] | both of the above |
 //! | the reproduction report | [`report`] | reads the summaries |
+//! | a dataset folder | [`data`] | [`data::DataSummary`] |
 //!
 //! The thermodynamics (processes, surface sweep, checks) live in `fep-thermo`, the deep
 //! system assembled from a checkpoint in `fep-models`, the data domains in `fep-data`;
@@ -24,6 +25,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bench;
+pub mod data;
 pub mod demo;
 pub mod error;
 pub mod exact;

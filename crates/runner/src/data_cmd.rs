@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use fep_data::{DatasetKind, FetchEvent, GridOptions, Split};
+use fep_data::{DatasetKind, FetchEvent};
 
-use fep_experiments::io::{prepare_out_dir, write_json};
+use fep_experiments::data::InspectOptions;
 use fep_experiments::progress::bar;
 
 /// Subcommands of `fep data`.
@@ -56,43 +56,14 @@ pub fn run(command: &DataCommand) -> Result<()> {
 }
 
 fn inspect(args: &InspectArgs) -> Result<()> {
-    let dir = match &args.dir {
-        Some(d) => d.clone(),
-        None => fep_data::bundled_mnist_dir()?,
-    };
-    let report = fep_data::inspect(&dir)?;
-    println!("{report}");
-    let out = prepare_out_dir(&args.out, args.force)?;
-    let kind = fep_data::detect_kind(&dir)?;
-    let train = fep_data::load_dataset(kind, &dir, Split::Train)?;
-    let n = args.samples.min(train.len());
-    let indices: Vec<usize> = (0..n).collect();
-    let grid = out.join("samples.png");
-    fep_data::write_png_grid(&grid, &train, &indices, GridOptions::default())?;
-    let summary: Vec<serde_json::Value> = report
-        .splits
-        .iter()
-        .map(|s| {
-            serde_json::json!({
-                "split": s.split.to_string(),
-                "count": s.len,
-                "class_counts": s.class_counts,
-                "pixel_mean": s.pixel_stats.mean,
-                "pixel_std": s.pixel_stats.std,
-                "nonzero_fraction": s.pixel_stats.nonzero_fraction,
-                "first_labels": s.first_labels,
-            })
-        })
-        .collect();
-    write_json(
-        &out.join("summary.json"),
-        &serde_json::json!({"dir": dir, "kind": kind.to_string(), "splits": summary}),
-    )?;
-    println!(
-        "wrote {} and {}",
-        grid.display(),
-        out.join("summary.json").display()
-    );
+    let (inspection, outcome) = fep_experiments::data::inspect(&InspectOptions {
+        dir: args.dir.clone(),
+        out: args.out.clone(),
+        force: args.force,
+        samples: args.samples,
+    })?;
+    println!("{inspection}");
+    crate::print::files(&outcome.files);
     Ok(())
 }
 
