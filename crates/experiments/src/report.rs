@@ -309,6 +309,17 @@ fn surface_section(md: &mut String, s: &SurfaceSummary, fig: &Figures) -> Result
         .map_err(fmt_error)?;
     }
     writeln!(md).map_err(fmt_error)?;
+    if let Some(e) = &s.equilibrium {
+        writeln!(
+            md,
+            "Equilibrium: {} of {} points met {}; {} Adam steps in all.\n",
+            e.met,
+            e.points,
+            crate::process::trace::describe_rule(&e.rule),
+            e.optimizer_steps
+        )
+        .map_err(fmt_error)?;
+    }
     for stem in ["surface_rate_distortion", "surface_classification"] {
         fig.embed(
             md,
@@ -321,7 +332,7 @@ fn surface_section(md: &mut String, s: &SurfaceSummary, fig: &Figures) -> Result
     Ok(())
 }
 
-const DEPARTURES: &str = "- Equilibrium is approximate: each point is the tail average of a finite number of Adam steps, not the minimiser of J; functionals carry optimisation error and SGD noise of the order of the corrector tolerance.\n\
+const DEPARTURES: &str = "- Equilibrium is measured by a stationarity test of the minibatch functionals (each point records its steps and whether the test was met), not proven: each point is the average of the last window of Adam iterates, not the minimiser of J, and its functionals carry optimisation error and SGD noise of the order of the corrector tolerance.\n\
 - Sensitivities come from truncated conjugate gradients on a damped, subsampled Hessian (finite-difference products); the predictor is therefore rough and a trust region caps it. The corrector, not the tangent, holds the constraint.\n\
 - The surface checks (monotonicity, Maxwell, concavity, first law) are measured on finite grids; their residuals mix discretisation error, optimisation error and noise of the functionals.\n\
 - Transfer: the target digits are unseen at t = 0. Holding C on p_t needs them learnt while their weight t is small, so the path spends its first steps at tiny t (t = s^3); where the corrector could not meet the tolerance within its iterations the step is accepted and flagged, and the drift is reported, not hidden. The corrector raises gamma (up to max_gamma) as the target's weight grows. The classifier on z is linear, as in the authors' code: with a one-hidden-layer classifier the source reaches a much smaller C0, and the unseen digits are then learnt far too slowly at small t for C to be held (measurements in docs/DEEP_MODELS.md).\n";

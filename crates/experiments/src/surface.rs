@@ -170,8 +170,24 @@ pub struct SurfaceSummary {
     pub device: String,
     /// Training time summed over points, seconds.
     pub wall_seconds_summed_over_points: f64,
+    /// How the points' equilibrations went (absent in summaries of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equilibrium: Option<SweepEquilibrium>,
     /// The config.
     pub config: SurfaceConfig,
+}
+
+/// How the equilibrations of a sweep's points went.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SweepEquilibrium {
+    /// The rule of the points after each shard's first.
+    pub rule: StoppingRule,
+    /// Points.
+    pub points: usize,
+    /// Points whose equilibration met the rule's criterion.
+    pub met: usize,
+    /// Adam steps of all points.
+    pub optimizer_steps: usize,
 }
 
 /// The shard file of `shard` under `out`.
@@ -332,6 +348,12 @@ pub fn merge(cfg: &SurfaceConfig, out: &Path, device: String) -> Result<Outcome<
         seed: cfg.sweep.seed,
         device: device.clone(),
         wall_seconds_summed_over_points: records.iter().map(|r| r.wall_seconds).sum(),
+        equilibrium: Some(SweepEquilibrium {
+            rule: cfg.sweep.point_rule(),
+            points: records.len(),
+            met: records.iter().filter(|r| r.equilibrium.met).count(),
+            optimizer_steps: records.iter().map(|r| r.equilibrium.steps).sum(),
+        }),
         config: cfg.clone(),
     };
     let summary_path = out.join("summary.json");

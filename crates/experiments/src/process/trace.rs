@@ -164,6 +164,20 @@ pub(crate) fn baseline_row<B: AutodiffBackend>(
     })
 }
 
+/// A stopping rule in words.
+pub fn describe_rule(rule: &StoppingRule) -> String {
+    match *rule {
+        StoppingRule::FixedSteps { steps } => {
+            format!("a fixed budget of {steps} Adam steps (equilibrium assumed, not measured)")
+        }
+        StoppingRule::GradientNorm { tolerance, .. } => format!("|grad J| <= {tolerance:e}"),
+        StoppingRule::Stationary(t) => format!(
+            "the stationarity test (windows of {} steps, {} in a row within {} standard errors, {} to {} steps)",
+            t.window, t.consecutive, t.z, t.min_steps, t.max_steps
+        ),
+    }
+}
+
 /// How often the equilibrations of a process met their criterion.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EquilibriumTally {
@@ -180,19 +194,12 @@ pub struct EquilibriumTally {
 impl EquilibriumTally {
     /// The tally in words: how many points met which rule, and the steps spent.
     pub fn describe(&self) -> String {
-        let rule = match self.rule {
-            StoppingRule::FixedSteps { steps } => {
-                format!("a fixed budget of {steps} Adam steps (equilibrium assumed, not measured)")
-            }
-            StoppingRule::GradientNorm { tolerance, .. } => format!("|grad J| <= {tolerance:e}"),
-            StoppingRule::Stationary(t) => format!(
-                "the stationarity test (windows of {} steps, {} in a row within {} standard errors, {} to {} steps)",
-                t.window, t.consecutive, t.z, t.min_steps, t.max_steps
-            ),
-        };
         format!(
-            "{} of {} points met {rule}; {} Adam steps in their equilibrations",
-            self.met, self.points, self.optimizer_steps
+            "{} of {} points met {}; {} Adam steps in their equilibrations",
+            self.met,
+            self.points,
+            describe_rule(&self.rule),
+            self.optimizer_steps
         )
     }
 
