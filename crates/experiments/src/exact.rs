@@ -493,11 +493,7 @@ pub fn surface<B: AutodiffBackend>(
             });
             series.push(Series {
                 label: format!("trained, gamma = {g:.2}"),
-                points: trained_grid
-                    .points
-                    .iter()
-                    .map(|row| (row[j].functionals.distortion, row[j].functionals.rate))
-                    .collect(),
+                points: trained_grid.rate_distortion_at_gamma(j),
                 mark: Mark::Points,
                 color: j,
             });

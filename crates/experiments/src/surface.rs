@@ -382,11 +382,7 @@ fn write_surface_charts(
     for (j, &g) in grid.gammas.iter().enumerate() {
         series.push(Series {
             label: format!("measured, gamma = {g:.2}"),
-            points: grid
-                .points
-                .iter()
-                .map(|row| (row[j].functionals.distortion, row[j].functionals.rate))
-                .collect(),
+            points: grid.rate_distortion_at_gamma(j),
             mark: Mark::Points,
             color: j,
         });

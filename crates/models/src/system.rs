@@ -410,11 +410,7 @@ impl<B: AutodiffBackend> ThermodynamicSystem for DeepSystem<B> {
     }
 
     fn set_data_position(&mut self, t: f64) -> fep_thermo::Result<()> {
-        if !(0.0..=1.0).contains(&t) {
-            return Err(ThermoError::InvalidConfig(format!(
-                "data position must lie in [0, 1], got {t}"
-            )));
-        }
+        fep_thermo::check_data_position(t)?;
         self.t = t;
         Ok(())
     }

@@ -57,4 +57,6 @@ pub use surface::{
     CheckSummary, GridCell, GridSpec, QuadraticFit, Shard, SurfaceChecks, SurfaceGrid,
     SurfacePoint, Sweep, SweepPoint, assemble_grid, shard_points, snake_order,
 };
-pub use system::{Functional, Functionals, Multipliers, ThermodynamicSystem, Weights};
+pub use system::{
+    Functional, Functionals, Multipliers, ThermodynamicSystem, Weights, check_data_position,
+};

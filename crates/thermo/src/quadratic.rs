@@ -256,11 +256,7 @@ impl ThermodynamicSystem for QuadraticSystem {
     }
 
     fn set_data_position(&mut self, t: f64) -> Result<()> {
-        if !(0.0..=1.0).contains(&t) {
-            return Err(ThermoError::InvalidConfig(format!(
-                "data position must lie in [0, 1], got {t}"
-            )));
-        }
+        crate::system::check_data_position(t)?;
         self.position = t;
         Ok(())
     }

@@ -100,6 +100,17 @@ impl Functionals {
     }
 }
 
+/// Error unless `t` is a position of the data path, `0 <= t <= 1`.
+pub fn check_data_position(t: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&t) {
+        Ok(())
+    } else {
+        Err(ThermoError::InvalidConfig(format!(
+            "data position must lie in [0, 1], got {t}"
+        )))
+    }
+}
+
 /// One of the three functionals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -189,5 +200,21 @@ pub trait ThermodynamicSystem {
         rule: &crate::equilibrium::StoppingRule,
     ) -> Result<crate::equilibrium::Equilibrium> {
         crate::equilibrium::equilibrate_by_rule(self, multipliers, rule)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_positions_outside_the_path_are_refused() {
+        for t in [0.0, 0.25, 1.0] {
+            assert!(check_data_position(t).is_ok(), "{t}");
+        }
+        for t in [-1e-9, 1.0 + 1e-9, f64::NAN, f64::INFINITY] {
+            let err = check_data_position(t).expect_err("outside [0, 1]");
+            assert!(err.to_string().contains("[0, 1]"), "{err}");
+        }
     }
 }

@@ -56,7 +56,11 @@ pub(crate) fn test_accuracies<B: AutodiffBackend>(
     domains: &Domains,
 ) -> Result<(f64, f64)> {
     let source = system.evaluate(&domains.source.test)?.accuracy;
-    let target = system.evaluate(&domains.target_or_source().test)?.accuracy;
+    let target = match &domains.target {
+        Some(target) => system.evaluate(&target.test)?.accuracy,
+        // Without a target the "target" test set is the source's: measured once.
+        None => source,
+    };
     Ok((source, target))
 }
 

@@ -342,11 +342,7 @@ impl<B: AutodiffBackend> ThermodynamicSystem for ExactSystem<B> {
     }
 
     fn set_data_position(&mut self, t: f64) -> Result<()> {
-        if !(0.0..=1.0).contains(&t) {
-            return Err(ThermoError::InvalidConfig(format!(
-                "data position must lie in [0, 1], got {t}"
-            )));
-        }
+        crate::system::check_data_position(t)?;
         if t != 0.0 && self.target.is_none() {
             return Err(ThermoError::InvalidConfig(
                 "this exact problem has no [target] dataset to move towards".into(),

@@ -92,6 +92,16 @@ pub struct SurfaceGrid {
 }
 
 impl SurfaceGrid {
+    /// The points `(D, R)` of the gamma column `j`, in increasing lambda: one
+    /// rate-distortion curve of the surface.
+    pub fn rate_distortion_at_gamma(&self, j: usize) -> Vec<(f64, f64)> {
+        self.points
+            .iter()
+            .filter_map(|row| row.get(j))
+            .map(|p| (p.functionals.distortion, p.functionals.rate))
+            .collect()
+    }
+
     /// The grid of a spec with `point(m)` at every node, in row order.
     pub fn tabulate(
         spec: &GridSpec,
@@ -113,5 +123,34 @@ impl SurfaceGrid {
             gammas: spec.gammas.clone(),
             points,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gamma_column_is_a_rate_distortion_curve_in_lambda_order() {
+        let spec = GridSpec {
+            lambdas: vec![1.0, 2.0, 3.0],
+            gammas: vec![0.5, 1.0],
+        };
+        let grid = SurfaceGrid::tabulate(&spec, |m| {
+            Ok(SurfacePoint::new(
+                m,
+                Functionals {
+                    rate: 10.0 * m.lambda + m.gamma,
+                    distortion: 1.0 / m.lambda,
+                    classification: 0.0,
+                },
+            ))
+        })
+        .expect("valid grid");
+        assert_eq!(
+            grid.rate_distortion_at_gamma(1),
+            vec![(1.0, 11.0), (0.5, 21.0), (1.0 / 3.0, 31.0)]
+        );
+        assert!(grid.rate_distortion_at_gamma(5).is_empty());
     }
 }
