@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::AutodiffBackend;
 use fep_thermo::exact::{ClosedForm, ExactConfig, ExactSystem};
-use fep_thermo::surface::{SurfaceChecks, SurfaceGrid, SurfacePoint};
+use fep_thermo::surface::{
+    CheckSettings, GridSpec, Place, SurfaceChecks, SurfaceGrid, SurfacePoint,
+};
 use fep_thermo::{
     ConstraintKind, EquilibriumReport, EulerConfig, Functionals, IftConfig, Integrator,
     IntegratorKind, Multipliers, PredictorCorrectorConfig, ProcessPath, Sensitivities,
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ExperimentError, Result, invalid};
 use crate::io::{prepare_out_dir, write_csv, write_json, write_jsonl};
+use crate::maps::{Field, Maps, linspace, write_maps};
 use crate::plot::{Chart, Mark, Series, write_chart};
 use crate::progress::bar;
 use crate::provenance::device_name;
@@ -345,11 +348,10 @@ pub fn iso_classification<B: AutodiffBackend>(
     Ok(summary)
 }
 
-/// The checks of the trained and the closed-form surface.
+/// The checks of the trained and the closed-form surface (each with the settings it was
+/// counted with).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExactSurfaceChecks {
-    /// Violation threshold (nats).
-    pub tolerance_nats: f64,
     /// Of the trained model.
     pub trained: SurfaceChecks,
     /// Of the closed form.
@@ -395,17 +397,105 @@ pub struct ExactSurfaceRow {
     pub closed_form: SurfacePoint,
 }
 
+/// Maps of the closed-form F, R, D, C over the grid's range, the trained points on top
+/// (filled with the colour of their own value: a trained point off the closed form shows).
+fn exact_maps(
+    cf: &ClosedForm,
+    trained: &SurfaceGrid,
+    path: (String, Vec<(f64, f64)>),
+) -> Result<Maps> {
+    let (l, g) = (&trained.lambdas, &trained.gammas);
+    let lambdas = linspace(l[0], l[l.len() - 1], 60);
+    let gammas = linspace(g[0], g[g.len() - 1], 60);
+    let mut mesh = Vec::with_capacity(lambdas.len());
+    for &lam in &lambdas {
+        let mut row = Vec::with_capacity(gammas.len());
+        for &gam in &gammas {
+            let m = Multipliers::new(lam, gam);
+            row.push(SurfacePoint::new(m, cf.point(m)?.functionals));
+        }
+        mesh.push(row);
+    }
+    type Get = fn(&SurfacePoint) -> f64;
+    let quantities: [(&str, Get); 4] = [
+        ("free energy F (nats)", |p| p.free_energy),
+        ("rate R (nats)", |p| p.functionals.rate),
+        ("distortion D (nats)", |p| p.functionals.distortion),
+        ("classification loss C (nats)", |p| {
+            p.functionals.classification
+        }),
+    ];
+    let fields = quantities
+        .iter()
+        .map(|(name, get)| Field {
+            name: name.to_string(),
+            values: mesh
+                .iter()
+                .map(|row| row.iter().map(get).collect())
+                .collect(),
+            points: trained
+                .points
+                .iter()
+                .flatten()
+                .map(|p| (p.lambda, p.gamma, get(p)))
+                .collect(),
+        })
+        .collect();
+    Ok(Maps {
+        title: "exact model: closed-form surface (field) and trained equilibria (points)".into(),
+        lambdas,
+        gammas,
+        fields,
+        path: Some(path),
+        points_label: "trained equilibria".into(),
+    })
+}
+
+/// One line of the exact `checks.jsonl`: a place of a check on one of the two surfaces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaggedPlace {
+    /// `trained` or `closed_form`.
+    pub surface: String,
+    /// The place.
+    #[serde(flatten)]
+    pub place: Place,
+}
+
+/// How the identities of the two exact surfaces are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ExactCheckSettings {
+    /// Of the trained model: the floor allows for its distance from exact equilibrium.
+    pub trained: CheckSettings,
+    /// Of the closed form: the floor is f64 roundoff.
+    pub closed_form: CheckSettings,
+}
+
+impl Default for ExactCheckSettings {
+    /// Three error estimates; floors `1e-4` (trained) and `1e-9` (closed form).
+    fn default() -> Self {
+        Self {
+            trained: CheckSettings {
+                factor: 3.0,
+                floor: 1e-4,
+            },
+            closed_form: CheckSettings::default(),
+        }
+    }
+}
+
 /// Trains the exact model over the grid (warm starts along the rows) beside the closed
 /// form, measures the identities of both surfaces, and draws the projection on (D, R)
 /// with the closed form's iso-classification curve through `(max lambda, iso_gamma)`.
 pub fn surface<B: AutodiffBackend>(
     device: &B::Device,
     config: &ExactConfig,
-    lambdas: &[f64],
-    gammas: &[f64],
+    grid: &GridSpec,
     iso_gamma: f64,
+    settings: ExactCheckSettings,
     dir: Option<&Path>,
 ) -> Result<ExactSurfaceSummary> {
+    grid.validate()?;
+    let (lambdas, gammas) = (&grid.lambdas, &grid.gammas);
     let (Some(&l_first), Some(&l_max)) = (lambdas.first(), lambdas.last()) else {
         return Err(invalid("the lambda grid is empty"));
     };
@@ -445,13 +535,16 @@ pub fn surface<B: AutodiffBackend>(
         exact.push(exact_row);
     }
     progress.finish_and_clear();
-    let grid = |points| SurfaceGrid {
+    let to_grid = |points| SurfaceGrid {
         lambdas: lambdas.to_vec(),
         gammas: gammas.to_vec(),
         points,
     };
-    let (trained_grid, exact_grid) = (grid(trained), grid(exact));
-    let tolerance = 1e-3;
+    let (trained_grid, exact_grid) = (to_grid(trained), to_grid(exact));
+    let (trained_places, exact_places) = (
+        trained_grid.check_places(settings.trained)?,
+        exact_grid.check_places(settings.closed_form)?,
+    );
     let c0 = cf
         .point(Multipliers::new(l_max, iso_gamma))?
         .functionals
@@ -462,9 +555,8 @@ pub fn surface<B: AutodiffBackend>(
         lambdas: lambdas.to_vec(),
         gammas: gammas.to_vec(),
         checks: ExactSurfaceChecks {
-            tolerance_nats: tolerance,
-            trained: trained_grid.checks(tolerance),
-            closed_form: exact_grid.checks(tolerance),
+            trained: SurfaceChecks::of(&trained_places, settings.trained),
+            closed_form: SurfaceChecks::of(&exact_places, settings.closed_form),
         },
         iso_classification: IsoCurve {
             c0,
@@ -474,6 +566,16 @@ pub fn surface<B: AutodiffBackend>(
     if let Some(dir) = dir {
         write_json(&dir.join("summary.json"), &summary)?;
         write_jsonl(&dir.join("surface.jsonl"), &rows)?;
+        let tagged = |places: Vec<Place>, surface: &'static str| {
+            places.into_iter().map(move |place| TaggedPlace {
+                surface: surface.to_string(),
+                place,
+            })
+        };
+        let all: Vec<TaggedPlace> = tagged(trained_places, "trained")
+            .chain(tagged(exact_places, "closed_form"))
+            .collect();
+        write_jsonl(&dir.join("checks.jsonl"), &all)?;
         let mut series = Vec::new();
         for (j, &g) in gammas.iter().enumerate() {
             // Closed-form curve over a fine lambda range at this gamma.
@@ -499,13 +601,26 @@ pub fn surface<B: AutodiffBackend>(
             });
         }
         let mut iso = Vec::new();
+        let mut iso_path = Vec::new();
         for k in 0..=40 {
             let l = l_max + (l_first - l_max) * k as f64 / 40.0;
             if let Ok(g) = cf.gamma_for_classification(l, c0) {
                 let p = cf.point(Multipliers::new(l, g))?.functionals;
                 iso.push((p.distortion, p.rate));
+                iso_path.push((l, g));
             }
         }
+        write_maps(
+            &dir.join("surface_maps"),
+            &exact_maps(
+                &cf,
+                &trained_grid,
+                (
+                    format!("closed-form iso-classification C = {c0:.3}"),
+                    iso_path,
+                ),
+            )?,
+        )?;
         series.push(Series {
             label: format!("iso-classification C = {c0:.3}"),
             points: iso,

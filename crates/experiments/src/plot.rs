@@ -10,7 +10,8 @@ use crate::error::{ExperimentError, Result};
 
 static FONT: Once = Once::new();
 
-fn register_font() {
+/// Registers the embedded font once (text draws on machines without system fonts).
+pub(crate) fn register_font() {
     FONT.call_once(|| {
         // A failure here only means text falls back to nothing; charts still draw.
         let _ = plotters::style::register_font(
@@ -138,9 +139,17 @@ where
         }
         .map_err(drawing)?;
         if !s.label.is_empty() {
-            anno.label(s.label.clone()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-            });
+            // The legend shows the mark as drawn: a circle for points, a line for lines.
+            let (mark, width) = (s.mark, if s.mark == Mark::ThickLine { 4 } else { 2 });
+            anno.label(s.label.clone())
+                .legend(move |(x, y)| -> DynElement<_, _> {
+                    if mark == Mark::Points {
+                        Circle::new((x + 9, y), 4, color.filled()).into_dyn()
+                    } else {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(width))
+                            .into_dyn()
+                    }
+                });
         }
     }
     ctx.configure_series_labels()
@@ -182,19 +191,21 @@ pub fn write_chart(stem: &Path, chart: &Chart) -> Result<()> {
         chart,
     )
     .map_err(plot_error)?;
-    let mut png_bytes = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut png_bytes, SIZE.0, SIZE.1);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder
-            .write_header()
-            .map_err(|e| plot_error(e.to_string()))?;
-        writer
-            .write_image_data(&rgb)
-            .map_err(|e| plot_error(e.to_string()))?;
-    }
+    let png_bytes = encode_png(&rgb, SIZE).map_err(plot_error)?;
     let png_path = stem.with_extension("png");
     fep_data::atomic_write(&png_path, &png_bytes)?;
     Ok(())
+}
+
+/// PNG bytes of an RGB buffer of `size`.
+pub(crate) fn encode_png(rgb: &[u8], size: (u32, u32)) -> std::result::Result<Vec<u8>, String> {
+    let mut png_bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut png_bytes, size.0, size.1);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+        writer.write_image_data(rgb).map_err(|e| e.to_string())?;
+    }
+    Ok(png_bytes)
 }

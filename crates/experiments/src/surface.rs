@@ -9,17 +9,20 @@ use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use fep_data::{DataConfig, Domains, ProbeSplit};
+use fep_models::StandardErrors;
 use fep_models::assemble::{SystemSpec, system_from_checkpoint};
+use fep_thermo::Functionals;
 use fep_thermo::surface::{
-    GridCell, GridSpec, QuadraticFit, Shard, SurfaceChecks, SurfaceGrid, SurfacePoint, Sweep,
-    SweepPoint, assemble_grid, shard_points, snake_order,
+    CheckSettings, GridCell, GridSpec, QuadraticFit, Shard, SurfaceChecks, SurfaceGrid,
+    SurfacePoint, Sweep, SweepPoint, assemble_grid, shard_points, snake_order,
 };
 use fep_thermo::{EquilibriumReport, StationarityTest, StoppingRule};
 use serde::{Deserialize, Serialize};
 
 use crate::Outcome;
-use crate::error::{ExperimentError, Result, ResultExt, invalid};
+use crate::error::{Result, ResultExt, invalid};
 use crate::io::{create_dir, read_jsonl, read_toml, write_json, write_jsonl, write_toml};
+use crate::maps::{Field, Maps, bilinear, linspace, pchip, write_maps};
 use crate::plot::{Chart, Mark, Series, write_chart_files};
 use crate::progress::bar;
 
@@ -35,10 +38,15 @@ pub struct SweepConfig {
     pub learning_rate: f64,
     /// Examples per Adam step.
     pub batch_size: usize,
-    /// Held-out examples on which R, D, C are measured.
+    /// Held-out examples on which R, D, C are also measured (the train/held-out gap).
     pub probe_size: usize,
-    /// Residual (nats) above which a check counts as violated.
-    pub tolerance: f64,
+    /// Fresh noise draws per training example when the surface is measured on the
+    /// training data (the functionals the identities are about).
+    #[serde(default = "default_samples")]
+    pub samples: usize,
+    /// When a residual counts as a violation (`factor` error estimates; `floor`).
+    #[serde(default)]
+    pub checks: CheckSettings,
     /// When the equilibration of a point (after the first) stops: a measured criterion
     /// (`{ rule = "stationary", ... }`), or `steps_per_point` fixed steps where absent;
     /// the first point of a shard gets `first_point_steps` as its budget (`max_steps`).
@@ -46,6 +54,10 @@ pub struct SweepConfig {
     pub equilibrium: Option<StoppingRule>,
     /// Seed of noise and data order.
     pub seed: u64,
+}
+
+fn default_samples() -> usize {
+    8
 }
 
 impl SweepConfig {
@@ -83,6 +95,10 @@ pub struct SurfaceConfig {
     pub grid: GridSpec,
     /// Training per point.
     pub sweep: SweepConfig,
+    /// A process trace (`trace.jsonl` of `fep iso-classification`) whose (lambda, gamma)
+    /// path is drawn on the maps of the surface, if the file exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_trace: Option<PathBuf>,
 }
 
 impl SurfaceConfig {
@@ -91,7 +107,14 @@ impl SurfaceConfig {
         let cfg: SurfaceConfig = read_toml(path)?;
         cfg.grid
             .validate()
+            .and_then(|()| cfg.sweep.checks.validate())
             .context_with(|| format!("in {}", path.display()))?;
+        if cfg.sweep.samples < 2 {
+            return Err(invalid(format!(
+                "in {}: [sweep] samples must be at least 2 (noise is estimated from the spread of the draws)",
+                path.display()
+            )));
+        }
         Ok(cfg)
     }
 }
@@ -120,25 +143,35 @@ pub struct ShardRecord {
     pub i: usize,
     /// Grid index of gamma.
     pub j: usize,
-    /// The equilibrium point measured on the probe.
+    /// The equilibrium point measured on the training data with fresh noise (`samples`
+    /// draws per example), with the noise covariance of its functionals.
     pub point: SurfacePoint,
+    /// Standard errors of the training-data functionals (noise only).
+    pub standard_errors: StandardErrors,
+    /// R, D, C on the held-out probe (validation split).
+    pub held_out: Functionals,
     /// Test accuracy at the point.
     pub accuracy: f64,
     /// Seed of the sweep.
     pub seed: u64,
+    /// Training examples measured.
+    pub examples: usize,
     /// Seconds spent on this point.
     pub wall_seconds: f64,
-    /// How its equilibration went (absent in shard files of earlier versions).
-    #[serde(default)]
+    /// How its equilibration went.
     pub equilibrium: EquilibriumReport,
 }
 
 /// One line of `surface.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SurfaceRow {
-    /// The equilibrium point.
+    /// The equilibrium point (training data, fresh noise).
     #[serde(flatten)]
     pub point: SurfacePoint,
+    /// Standard errors of its functionals (noise only).
+    pub standard_errors: StandardErrors,
+    /// R, D, C on the held-out probe.
+    pub held_out: Functionals,
     /// Test accuracy at the point.
     pub accuracy: f64,
     /// The shard that measured it.
@@ -154,10 +187,12 @@ pub struct SurfaceSummary {
     pub lambdas: Vec<f64>,
     /// Grid values of gamma.
     pub gammas: Vec<f64>,
-    /// The violation threshold of the checks (nats).
-    pub tolerance_nats: f64,
-    /// The measured identities.
+    /// The measured identities, on the training-data functionals.
     pub checks: SurfaceChecks,
+    /// Where the functionals of the checks come from.
+    pub measurement: SurfaceMeasurement,
+    /// How far the held-out functionals are from the training ones.
+    pub held_out_gap: HeldOutGap,
     /// Least-squares quadratic fits of R, D, C and F in (lambda, gamma).
     pub quadratic_fits: BTreeMap<String, [f64; 6]>,
     /// The basis of the fits.
@@ -175,6 +210,29 @@ pub struct SurfaceSummary {
     pub equilibrium: Option<SweepEquilibrium>,
     /// The config.
     pub config: SurfaceConfig,
+}
+
+/// Where the functionals of the checks come from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SurfaceMeasurement {
+    /// Training examples measured at every point.
+    pub examples: usize,
+    /// Fresh noise draws per example.
+    pub samples: usize,
+    /// Largest standard error of R, D, C over the points (noise only, nats).
+    pub max_standard_errors: StandardErrors,
+}
+
+/// Largest `held-out - training` difference of each functional over the points (nats):
+/// where the identities would be tested if they were measured on held-out data.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct HeldOutGap {
+    /// Of R.
+    pub rate: f64,
+    /// Of D.
+    pub distortion: f64,
+    /// Of C.
+    pub classification: f64,
 }
 
 /// How the equilibrations of a sweep's points went.
@@ -246,16 +304,26 @@ pub fn run_shard<B: AutodiffBackend>(
             equilibrium,
         } = item?;
         let accuracy = sweep.system().evaluate(&domains.source.test)?.accuracy;
+        let held_out = point.functionals;
+        let measured = sweep
+            .system()
+            .measure(&domains.source.train, s.samples, s.seed)?;
+        let point = SurfacePoint::new(point.multipliers(), measured.functionals)
+            .with_covariance(measured.noise_covariance);
+        let standard_errors = standard_errors(&measured.noise_covariance);
         let f = point.functionals;
         progress.suspend(|| {
             eprintln!(
-                "surface: lambda {:.3} gamma {:.3}  R {:.3}  D {:.3}  C {:.4}  acc {:.2}%",
+                "surface: lambda {:.3} gamma {:.3}  train R {:.3}  D {:.3} (+-{:.3})  C {:.4}  acc {:.2}%  ({} steps{})",
                 point.lambda,
                 point.gamma,
                 f.rate,
                 f.distortion,
+                standard_errors.distortion,
                 f.classification,
-                100.0 * accuracy
+                100.0 * accuracy,
+                equilibrium.steps,
+                if equilibrium.met { "" } else { ", criterion not met" }
             )
         });
         records.push(ShardRecord {
@@ -264,8 +332,11 @@ pub fn run_shard<B: AutodiffBackend>(
             i,
             j,
             point,
+            standard_errors,
+            held_out,
             accuracy,
             seed: s.seed,
+            examples: measured.examples,
             wall_seconds: clock.elapsed().as_secs_f64(),
             equilibrium,
         });
@@ -312,11 +383,15 @@ pub fn merge(cfg: &SurfaceConfig, out: &Path, device: String) -> Result<Outcome<
         })
         .collect();
     let grid = assemble_grid(&cfg.grid, &cells)?;
-    let checks = grid.checks(cfg.sweep.tolerance);
+    let places = grid.check_places(cfg.sweep.checks)?;
+    write_jsonl(&out.join("checks.jsonl"), &places)?;
+    let checks = SurfaceChecks::of(&places, cfg.sweep.checks);
     let rows: Vec<SurfaceRow> = records
         .iter()
         .map(|r| SurfaceRow {
             point: r.point,
+            standard_errors: r.standard_errors,
+            held_out: r.held_out,
             accuracy: r.accuracy,
             shard: r.shard,
             equilibrium: r.equilibrium,
@@ -337,8 +412,27 @@ pub fn merge(cfg: &SurfaceConfig, out: &Path, device: String) -> Result<Outcome<
     let summary = SurfaceSummary {
         lambdas: cfg.grid.lambdas.clone(),
         gammas: cfg.grid.gammas.clone(),
-        tolerance_nats: cfg.sweep.tolerance,
         checks,
+        measurement: SurfaceMeasurement {
+            examples: records.first().map_or(0, |r| r.examples),
+            samples: cfg.sweep.samples,
+            max_standard_errors: StandardErrors {
+                rate: max_of(&records, |r| r.standard_errors.rate),
+                distortion: max_of(&records, |r| r.standard_errors.distortion),
+                classification: max_of(&records, |r| r.standard_errors.classification),
+            },
+        },
+        held_out_gap: HeldOutGap {
+            rate: max_of(&records, |r| {
+                (r.held_out.rate - r.point.functionals.rate).abs()
+            }),
+            distortion: max_of(&records, |r| {
+                (r.held_out.distortion - r.point.functionals.distortion).abs()
+            }),
+            classification: max_of(&records, |r| {
+                (r.held_out.classification - r.point.functionals.classification).abs()
+            }),
+        },
         quadratic_fits: fits
             .iter()
             .map(|(k, f)| (k.clone(), f.coefficients))
@@ -358,51 +452,153 @@ pub fn merge(cfg: &SurfaceConfig, out: &Path, device: String) -> Result<Outcome<
     };
     let summary_path = out.join("summary.json");
     write_json(&summary_path, &summary)?;
-    let charts = write_surface_charts(out, &grid, &fits, &device)?;
+    let path = match &cfg.path_trace {
+        Some(trace) if trace.is_file() => {
+            let points: Vec<PathPoint> = read_jsonl(trace)?;
+            Some((
+                format!("path of {}", trace.display()),
+                points.iter().map(|p| (p.lambda, p.gamma)).collect(),
+            ))
+        }
+        Some(trace) => {
+            tracing::warn!(
+                "{} not found: the maps are drawn without a path",
+                trace.display()
+            );
+            None
+        }
+        None => None,
+    };
+    let charts = write_surface_charts(out, &grid, path, &device)?;
     let mut files = vec![summary_path];
     files.extend(charts);
     Ok(Outcome { summary, files })
 }
 
-fn fit_of<'a>(fits: &'a BTreeMap<String, QuadraticFit>, name: &str) -> Result<&'a QuadraticFit> {
-    fits.get(name)
-        .ok_or_else(|| ExperimentError::Invalid(format!("no fit of {name}")))
+fn max_of(records: &[ShardRecord], get: impl Fn(&ShardRecord) -> f64) -> f64 {
+    records.iter().map(get).fold(0.0, f64::max)
+}
+
+/// Square roots of the diagonal of a covariance.
+fn standard_errors(cov: &[[f64; 3]; 3]) -> StandardErrors {
+    StandardErrors {
+        rate: cov[0][0].max(0.0).sqrt(),
+        distortion: cov[1][1].max(0.0).sqrt(),
+        classification: cov[2][2].max(0.0).sqrt(),
+    }
+}
+
+/// A `(lambda, gamma)` of a process trace (other fields ignored).
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct PathPoint {
+    lambda: f64,
+    gamma: f64,
+}
+
+/// The maps of F, R, D, C: bilinear between the measured nodes (no model of the surface),
+/// the nodes on top, the process path of `path_trace` across.
+fn surface_maps(grid: &SurfaceGrid, path: Option<(String, Vec<(f64, f64)>)>, device: &str) -> Maps {
+    let lambdas = linspace(grid.lambdas[0], grid.lambdas[grid.lambdas.len() - 1], 80);
+    let gammas = linspace(grid.gammas[0], grid.gammas[grid.gammas.len() - 1], 80);
+    type Get = fn(&SurfacePoint) -> f64;
+    let quantities: [(&str, Get); 4] = [
+        ("free energy F (nats)", |p| p.free_energy),
+        ("rate R (nats)", |p| p.functionals.rate),
+        ("distortion D (nats)", |p| p.functionals.distortion),
+        ("classification loss C (nats)", |p| {
+            p.functionals.classification
+        }),
+    ];
+    let fields = quantities
+        .iter()
+        .map(|(name, get)| {
+            let nodes: Vec<Vec<f64>> = grid
+                .points
+                .iter()
+                .map(|row| row.iter().map(get).collect())
+                .collect();
+            Field {
+                name: name.to_string(),
+                values: lambdas
+                    .iter()
+                    .map(|&l| {
+                        gammas
+                            .iter()
+                            .map(|&g| bilinear(&grid.lambdas, &grid.gammas, &nodes, l, g))
+                            .collect()
+                    })
+                    .collect(),
+                points: grid
+                    .points
+                    .iter()
+                    .flatten()
+                    .map(|p| (p.lambda, p.gamma, get(p)))
+                    .collect(),
+            }
+        })
+        .collect();
+    Maps {
+        title: format!(
+            "equilibrium surface on the training data (bilinear between measured points), {device}"
+        ),
+        lambdas,
+        gammas,
+        fields,
+        path,
+        points_label: "measured equilibria".into(),
+    }
+}
+
+/// The rate-distortion curve of each gamma column: the measured points and a monotone
+/// (PCHIP in lambda) interpolation of D and R through them.
+pub(crate) fn rate_distortion_series(grid: &SurfaceGrid) -> Vec<Series> {
+    let mut series = Vec::new();
+    for (j, &g) in grid.gammas.iter().enumerate() {
+        let (ls, ds, rs): (Vec<f64>, Vec<f64>, Vec<f64>) = grid
+            .points
+            .iter()
+            .filter_map(|row| row.get(j))
+            .map(|p| (p.lambda, p.functionals.distortion, p.functionals.rate))
+            .fold(
+                (vec![], vec![], vec![]),
+                |(mut a, mut b, mut c), (l, d, r)| {
+                    a.push(l);
+                    b.push(d);
+                    c.push(r);
+                    (a, b, c)
+                },
+            );
+        let fine = linspace(ls[0], ls[ls.len() - 1], 60);
+        series.push(Series {
+            label: format!("gamma = {g:.2}, monotone interpolation"),
+            points: fine
+                .iter()
+                .map(|&l| (pchip(&ls, &ds, l), pchip(&ls, &rs, l)))
+                .collect(),
+            mark: Mark::Line,
+            color: j,
+        });
+        series.push(Series {
+            label: format!("gamma = {g:.2}, measured"),
+            points: grid.rate_distortion_at_gamma(j),
+            mark: Mark::Points,
+            color: j,
+        });
+    }
+    series
 }
 
 fn write_surface_charts(
     out: &Path,
     grid: &SurfaceGrid,
-    fits: &BTreeMap<String, QuadraticFit>,
+    path: Option<(String, Vec<(f64, f64)>)>,
     device: &str,
 ) -> Result<Vec<PathBuf>> {
-    let (fit_d, fit_r) = (fit_of(fits, "distortion")?, fit_of(fits, "rate")?);
-    let mut series = Vec::new();
-    let l0 = grid.lambdas[0];
-    let l1 = grid.lambdas[grid.lambdas.len() - 1];
-    for (j, &g) in grid.gammas.iter().enumerate() {
-        series.push(Series {
-            label: format!("measured, gamma = {g:.2}"),
-            points: grid.rate_distortion_at_gamma(j),
-            mark: Mark::Points,
-            color: j,
-        });
-        series.push(Series {
-            label: format!("quadratic fit, gamma = {g:.2}"),
-            points: (0..=40)
-                .map(|k| {
-                    let l = l0 + (l1 - l0) * k as f64 / 40.0;
-                    (fit_d.eval(l, g), fit_r.eval(l, g))
-                })
-                .collect(),
-            mark: Mark::Line,
-            color: j,
-        });
-    }
     let rd = Chart {
-        title: format!("equilibrium surface projected on (D, R), {device}"),
+        title: format!("equilibrium surface projected on (D, R), training data, {device}"),
         x_label: "distortion D (nats)".into(),
         y_label: "rate R (nats)".into(),
-        series,
+        series: rate_distortion_series(grid),
     };
     let mut series = Vec::new();
     for (i, &l) in grid.lambdas.iter().enumerate() {
@@ -417,12 +613,13 @@ fn write_surface_charts(
         });
     }
     let cg = Chart {
-        title: format!("C against gamma at each lambda, {device}"),
+        title: format!("C against gamma at each lambda, training data, {device}"),
         x_label: "gamma".into(),
         y_label: "classification loss C (nats)".into(),
         series,
     };
     Ok(vec![
+        write_maps(&out.join("surface_maps"), &surface_maps(grid, path, device))?,
         write_chart_files(&out.join("surface_rate_distortion"), &rd)?,
         write_chart_files(&out.join("surface_classification"), &cg)?,
     ])

@@ -93,3 +93,66 @@ fn an_unreadable_summary_is_named() {
     let text = format!("{err}");
     assert!(text.contains("surface/summary.json"), "{text}");
 }
+
+/// `fep exact surface` at its default grid: the trained model and the closed form pass
+/// every identity with the command's settings; the summary, the places and the maps are
+/// written, and the report's exact section carries the generated prose.
+#[test]
+fn exact_surface_passes_every_check_at_the_default_grid() {
+    use fep_experiments::exact::{self, ExactCheckSettings};
+    type B = burn::backend::Autodiff<burn::backend::Flex>;
+    let config = exact::load_config(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/exact.toml"),
+    )
+    .expect("the shipped exact config");
+    let grid = fep_thermo::GridSpec {
+        lambdas: exact::parse_grid("0.5:3:6", "lambdas").unwrap(),
+        gammas: exact::parse_grid("0.25:3:6", "gammas").unwrap(),
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runs = dir.path().join("runs");
+    let out = runs.join("exact-surface");
+    std::fs::create_dir_all(&out).unwrap();
+    let s = exact::surface::<B>(
+        &Default::default(),
+        &config,
+        &grid,
+        1.0,
+        ExactCheckSettings::default(),
+        Some(&out),
+    )
+    .expect("exact surface");
+    for (surface, checks) in [
+        ("trained", &s.checks.trained),
+        ("closed form", &s.checks.closed_form),
+    ] {
+        for (name, c) in checks.named() {
+            assert!(c.checked > 0 && c.passed(), "{surface} {name}: {c:?}");
+        }
+    }
+    for f in [
+        "summary.json",
+        "surface.jsonl",
+        "checks.jsonl",
+        "surface_maps.png",
+        "surface_maps.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let md_path = dir.path().join("docs/REPRODUCTION.md");
+    report(&ReportOptions {
+        runs: runs.clone(),
+        out: md_path.clone(),
+    })
+    .expect("report");
+    let md = std::fs::read_to_string(&md_path).unwrap();
+    assert!(
+        md.contains("## 5. Equilibrium surface of the exact model"),
+        "{md}"
+    );
+    assert!(md.contains("Every identity holds at every place."), "{md}");
+    assert!(
+        md.contains("| first_law | F(b) - F(a) = path integral"),
+        "{md}"
+    );
+}

@@ -8,6 +8,9 @@ pub enum ModelError {
     /// A configuration value is out of range or inconsistent.
     #[error("invalid model configuration: {0}")]
     InvalidConfig(String),
+    /// A measurement cannot be made as asked.
+    #[error("measurement: {0}")]
+    Measurement(String),
     /// The loss became NaN or infinite.
     #[error(
         "training diverged at step {step} (epoch {epoch}): the {what} is {value}; \

@@ -17,6 +17,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod likelihood;
+pub mod measure;
 pub mod model;
 pub mod networks;
 pub mod noise;
@@ -26,4 +27,5 @@ pub mod train;
 
 pub use config::{Architecture, ClassifierKind, DecoderKind, ModelConfig, PriorKind};
 pub use error::{ModelError, Result};
+pub use measure::{Measurement, StandardErrors, measure};
 pub use model::{BatchFunctionals, FepModel};

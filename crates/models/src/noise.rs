@@ -16,6 +16,8 @@ pub const EVAL_STREAM: u64 = 2;
 pub const PROBE_STREAM: u64 = 3;
 /// Stream of generated samples.
 pub const SAMPLE_STREAM: u64 = 4;
+/// Stream of the fresh noise of measurements apart from training ([`crate::measure`]).
+pub const MEASURE_STREAM: u64 = 5;
 
 /// SplitMix64 finaliser: decorrelates nearby keys.
 fn mix(mut x: u64) -> u64 {

@@ -230,6 +230,25 @@ impl<B: AutodiffBackend> DeepSystem<B> {
         )
     }
 
+    /// The current model measured on every example of `dataset` with `samples` fresh
+    /// noise draws per example, with standard errors ([`crate::measure`]).
+    pub fn measure(
+        &self,
+        dataset: &ImageDataset,
+        samples: usize,
+        seed: u64,
+    ) -> Result<crate::measure::Measurement> {
+        crate::measure::measure(
+            &self.trainer.model().valid(),
+            dataset,
+            self.settings.binarization,
+            samples,
+            self.trainer.config.eval_batch_size,
+            seed,
+            &self.trainer.device,
+        )
+    }
+
     fn weights_by_domain(&self) -> [(f64, &ProbeSet<B>); 2] {
         [
             (1.0 - self.t, &self.source_probe),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 mod common;
 
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use fep_data::{Binarization, Cifar10, ImageBatch, ImageDataset, Mnist, Split};
@@ -456,4 +456,65 @@ fn stationary_equilibration_stops_on_the_test_and_reports_it() {
             .equilibrate_until(m, &StoppingRule::Stationary(bad))
             .is_err()
     );
+}
+
+/// Measurement apart from training: its means agree with the fixed-noise evaluation of
+/// the same model on the same data within their noise, its standard errors are the
+/// spread over examples, the noise-only covariance is below it, and it is a function of
+/// its seed.
+#[test]
+fn measurement_with_fresh_noise_has_honest_standard_errors() {
+    use fep_models::measure;
+    let data = mnist_train().take(256);
+    let (_, trainer) = small_run(&data);
+    let model = trainer.model().valid();
+    let eval = fep_models::train::evaluate(&model, &data, Binarization::Static, 8, 64, 11, &dev())
+        .unwrap();
+    let m = measure(&model, &data, Binarization::Static, 8, 64, 3, &dev()).unwrap();
+    assert_eq!((m.examples, m.samples, m.seed), (256, 8, 3));
+    // Two estimates of the same functionals on the same data, each with 8 draws.
+    for (ours, theirs, var) in [
+        (
+            m.functionals.rate,
+            eval.functionals.rate,
+            m.noise_covariance[0][0],
+        ),
+        (
+            m.functionals.distortion,
+            eval.functionals.distortion,
+            m.noise_covariance[1][1],
+        ),
+        (
+            m.functionals.classification,
+            eval.functionals.classification,
+            m.noise_covariance[2][2],
+        ),
+    ] {
+        let se = (2.0 * var).sqrt();
+        assert!(
+            (ours - theirs).abs() < 5.0 * se + 1e-9,
+            "{ours} vs {theirs}, se {se}"
+        );
+    }
+    assert!((m.neg_elbo - m.functionals.rate - m.functionals.distortion).abs() < 1e-9);
+    // With the standard normal prior the rate is a closed-form KL: no noise at all.
+    assert_eq!(
+        ModelConfig::new(Architecture::MnistSmall).prior,
+        PriorKind::StandardNormal
+    );
+    assert_eq!(m.noise_covariance[0][0], 0.0);
+    for q in 0..3 {
+        assert!(q == 0 || m.noise_covariance[q][q] > 0.0, "{q}: {m:?}");
+        assert!(m.noise_covariance[q][q] <= m.covariance[q][q], "{q}: {m:?}");
+    }
+    assert!((m.standard_errors.distortion - m.covariance[1][1].sqrt()).abs() < 1e-15);
+    let again = measure(&model, &data, Binarization::Static, 8, 64, 3, &dev()).unwrap();
+    assert_eq!(again, m);
+    let other = measure(&model, &data, Binarization::Static, 8, 64, 4, &dev()).unwrap();
+    assert_ne!(other.functionals, m.functionals);
+    // One draw cannot separate noise from data: the noise covariance is the full one.
+    let one = measure(&model, &data, Binarization::Static, 1, 64, 3, &dev()).unwrap();
+    assert_eq!(one.noise_covariance, one.covariance);
+    let err = measure(&model, &data, Binarization::Static, 0, 64, 3, &dev()).unwrap_err();
+    assert!(err.to_string().contains("samples >= 1"), "{err}");
 }

@@ -271,6 +271,29 @@ pub struct ExactSurfaceArgs {
     /// gamma at which the iso-classification curve drawn on the plot starts (at the largest lambda).
     #[arg(long, default_value_t = 1.0)]
     pub iso_gamma: f64,
+    /// A residual above this many error estimates (discretisation, noise, floor) is a violation.
+    #[arg(long, default_value_t = 3.0)]
+    pub check_factor: f64,
+    /// Error floor of the trained model's checks: its distance from exact equilibrium.
+    #[arg(long, default_value_t = 1e-4)]
+    pub trained_floor: f64,
+}
+
+impl ExactSurfaceArgs {
+    /// How the identities of both surfaces are counted.
+    pub fn check_settings(&self) -> fep_experiments::exact::ExactCheckSettings {
+        let d = fep_experiments::exact::ExactCheckSettings::default();
+        fep_experiments::exact::ExactCheckSettings {
+            trained: fep_thermo::CheckSettings {
+                factor: self.check_factor,
+                floor: self.trained_floor,
+            },
+            closed_form: fep_thermo::CheckSettings {
+                factor: self.check_factor,
+                ..d.closed_form
+            },
+        }
+    }
 }
 
 /// `fep bench`.

@@ -121,20 +121,23 @@ fn exact_command<B: AutodiffBackend>(device: &B::Device, command: &ExactCommand)
             }
         }
         ExactCommand::Surface(a) => {
-            let lambdas = exact::parse_grid(&a.lambdas, "lambdas")?;
-            let gammas = exact::parse_grid(&a.gammas, "gammas")?;
+            let grid = fep_thermo::GridSpec {
+                lambdas: exact::parse_grid(&a.lambdas, "lambdas")?,
+                gammas: exact::parse_grid(&a.gammas, "gammas")?,
+            };
             let s = exact::surface::<B>(
                 device,
                 &config,
-                &lambdas,
-                &gammas,
+                &grid,
                 a.iso_gamma,
+                a.check_settings(),
                 dir.as_deref(),
             )?;
             if common.json {
                 print_json(&s)?;
             } else {
-                println!("{}", serde_json::to_string_pretty(&s.checks)?);
+                print::surface_checks("closed form", &s.checks.closed_form);
+                print::surface_checks("trained model", &s.checks.trained);
             }
         }
     }
@@ -180,7 +183,7 @@ fn surface_command<B: AutodiffBackend>(device: &B::Device, a: &SurfaceArgs) -> R
 
 fn merged(cfg: &surface::SurfaceConfig, out: &std::path::Path, device: String) -> Result<()> {
     let outcome = surface::merge(cfg, out, device)?;
-    println!("{}", serde_json::to_string_pretty(&outcome.summary.checks)?);
+    print::surface_checks("deep model (training data)", &outcome.summary.checks);
     print::files(&outcome.files);
     Ok(())
 }

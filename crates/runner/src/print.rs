@@ -257,3 +257,22 @@ pub fn bench_reference(r: &ReferenceReport) {
         r.backend
     );
 }
+
+/// The identities of a surface, one line each: places, violations, and residuals in
+/// units of their error estimates.
+pub fn surface_checks(surface: &str, c: &fep_thermo::SurfaceChecks) {
+    println!(
+        "{surface}: a violation is a residual above {} error estimates (discretisation, noise, floor {:.0e})",
+        c.settings.factor, c.settings.floor
+    );
+    println!(
+        "  {:<36} {:>7} {:>10} {:>12} {:>11} {:>11}",
+        "identity", "places", "violated", "max |resid|", "max ratio", "median"
+    );
+    for (name, s) in c.named() {
+        println!(
+            "  {:<36} {:>7} {:>10} {:>12.3e} {:>11.2} {:>11.2}",
+            name, s.checked, s.violations, s.max_residual, s.max_ratio, s.median_ratio
+        );
+    }
+}

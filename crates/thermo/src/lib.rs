@@ -54,8 +54,9 @@ pub use sensitivity::{
     surface_difference_sensitivities,
 };
 pub use surface::{
-    CheckSummary, GridCell, GridSpec, QuadraticFit, Shard, SurfaceChecks, SurfaceGrid,
-    SurfacePoint, Sweep, SweepPoint, assemble_grid, shard_points, snake_order,
+    CHECK_NAMES, CheckSettings, CheckSummary, GridCell, GridSpec, Place, QuadraticFit, Shard,
+    SurfaceChecks, SurfaceGrid, SurfacePoint, Sweep, SweepPoint, assemble_grid, shard_points,
+    snake_order,
 };
 pub use system::{
     Functional, Functionals, Multipliers, ThermodynamicSystem, Weights, check_data_position,

@@ -336,3 +336,53 @@ fn example_config_round_trip() {
             .is_finite()
     );
 }
+
+/// The closed-form surface at `fep exact surface`'s default grid (lambda 0.5:3:6, gamma
+/// 0.25:3:6) passes every identity with the default settings; shifted against each
+/// identity it fails it.
+#[test]
+fn closed_form_surface_passes_every_check_at_the_default_grid_and_fails_when_perturbed() {
+    use fep_thermo::{CheckSettings, GridSpec, SurfaceGrid, SurfacePoint};
+    let cf = closed_form(&example_config());
+    let spec = GridSpec {
+        lambdas: (0..6).map(|k| 0.5 + 0.5 * k as f64).collect(),
+        gammas: (0..6).map(|k| 0.25 + 0.55 * k as f64).collect(),
+    };
+    let grid = SurfaceGrid::tabulate(&spec, |m| {
+        Ok(SurfacePoint::new(m, cf.point(m)?.functionals))
+    })
+    .unwrap();
+    let checks = grid.checks(CheckSettings::default()).unwrap();
+    for (name, c) in checks.named() {
+        assert!(c.checked > 0 && c.passed(), "{name}: {c:?}");
+    }
+    type Perturb = fn(&mut SurfacePoint);
+    let cases: [(&str, Perturb); 4] = [
+        // D shifted by a smooth function of lambda (F untouched).
+        ("envelope_lambda", |p| {
+            p.functionals.distortion -= 0.05 * p.lambda
+        }),
+        ("envelope_gamma", |p| {
+            p.functionals.classification -= 0.05 * p.gamma
+        }),
+        ("maxwell", |p| p.functionals.distortion += 0.1 * p.gamma),
+        ("first_law", |p| p.free_energy += 0.05 * p.lambda * p.gamma),
+    ];
+    for (target, perturb) in cases {
+        let mut bad = grid.clone();
+        bad.points.iter_mut().flatten().for_each(perturb);
+        let c = bad.checks(CheckSettings::default()).unwrap();
+        let (_, summary) = c.named().into_iter().find(|(n, _)| *n == target).unwrap();
+        assert!(!summary.passed(), "{target} not detected: {summary:?}");
+    }
+    // Convexity: D increasing in lambda and C in gamma, by a bowl added to both.
+    let mut bowl = grid.clone();
+    bowl.points.iter_mut().flatten().for_each(|p| {
+        p.functionals.distortion += 2.0 * p.lambda;
+        p.functionals.classification += 2.0 * p.gamma;
+        p.free_energy += p.lambda * p.lambda + p.gamma * p.gamma;
+    });
+    let c = bowl.checks(CheckSettings::default()).unwrap();
+    assert!(!c.concavity.passed() && !c.distortion_decreasing_in_lambda.passed());
+    assert!(!c.classification_decreasing_in_gamma.passed());
+}

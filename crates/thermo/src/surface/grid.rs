@@ -17,6 +17,11 @@ pub struct SurfacePoint {
     pub functionals: Functionals,
     /// Free energy `F = R + lambda D + gamma C`.
     pub free_energy: f64,
+    /// Noise covariance of the measured means `(R, D, C)` (nats^2): the squared standard
+    /// errors on the diagonal. Absent where the functionals are exact expectations (the
+    /// closed form, the exact model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covariance: Option<[[f64; 3]; 3]>,
 }
 
 impl SurfacePoint {
@@ -27,7 +32,31 @@ impl SurfacePoint {
             gamma: m.gamma,
             functionals: f,
             free_energy: f.lagrangian(m),
+            covariance: None,
         }
+    }
+
+    /// The point with a noise covariance of its measured `(R, D, C)`.
+    pub fn with_covariance(self, covariance: [[f64; 3]; 3]) -> Self {
+        Self {
+            covariance: Some(covariance),
+            ..self
+        }
+    }
+
+    /// Standard error of F from the covariance (0 where there is none):
+    /// `sqrt(a' Sigma a)` with `a = (1, lambda, gamma)`.
+    pub fn free_energy_standard_error(&self) -> f64 {
+        let Some(cov) = self.covariance else {
+            return 0.0;
+        };
+        let a = [1.0, self.lambda, self.gamma];
+        let var: f64 = a
+            .iter()
+            .zip(&cov)
+            .map(|(au, row)| au * row.iter().zip(&a).map(|(c, av)| c * av).sum::<f64>())
+            .sum();
+        var.max(0.0).sqrt()
     }
 
     /// The multipliers of the point.

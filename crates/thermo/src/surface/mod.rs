@@ -7,7 +7,7 @@ pub mod fit;
 pub mod grid;
 pub mod sweep;
 
-pub use checks::{CheckSummary, SurfaceChecks};
+pub use checks::{CHECK_NAMES, CheckSettings, CheckSummary, Place, SurfaceChecks};
 pub use fit::QuadraticFit;
 pub use grid::{GridSpec, SurfaceGrid, SurfacePoint};
 pub use sweep::{GridCell, Shard, Sweep, SweepPoint, assemble_grid, shard_points, snake_order};

@@ -1,0 +1,166 @@
+//! Report prose generated from measured numbers: what held, what did not, and the
+//! likely cause where one is measured.
+
+use fep_thermo::{CheckSummary, SurfaceChecks};
+
+/// The equation each identity tests.
+fn equation(name: &str) -> &'static str {
+    match name {
+        "distortion_decreasing_in_lambda" => "dD/dlambda <= 0",
+        "classification_decreasing_in_gamma" => "dC/dgamma <= 0",
+        "envelope_lambda" => "dF/dlambda = D",
+        "envelope_gamma" => "dF/dgamma = C",
+        "maxwell" => "dD/dgamma = dC/dlambda",
+        "concavity" => "Hessian of F negative semidefinite",
+        "first_law" => "F(b) - F(a) = path integral of D dlambda + C dgamma",
+        _ => "",
+    }
+}
+
+/// What else is known about the surface, for attributing violations.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SurfaceContext {
+    /// Points whose equilibration did not meet its criterion, of all points.
+    pub not_at_equilibrium: Option<(usize, usize)>,
+}
+
+/// The markdown table of the checks: places, violations, residuals in units of their
+/// error estimates, and the size of each estimate.
+pub fn checks_table(checks: &SurfaceChecks) -> String {
+    let mut md = String::from(
+        "| identity | equation | places | violations | max residual / error | median | max discretisation | max noise (se) |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for (name, c) in checks.named() {
+        md.push_str(&format!(
+            "| {name} | {} | {} | {} | {:.2} | {:.2} | {:.2e} | {:.2e} |\n",
+            equation(name),
+            c.checked,
+            c.violations,
+            c.max_ratio,
+            c.median_ratio,
+            c.max_discretisation,
+            c.max_noise
+        ));
+    }
+    md
+}
+
+/// The likely cause of a check's violations, from the sizes of its error estimates and
+/// what is known about equilibrium.
+fn cause(c: &CheckSummary, ctx: &SurfaceContext) -> String {
+    let mut causes = Vec::new();
+    if let Some((missed, of)) = ctx.not_at_equilibrium.filter(|(m, _)| *m > 0) {
+        causes.push(format!(
+            "non-equilibrium ({missed} of {of} points did not meet their stationarity criterion)"
+        ));
+    }
+    if c.max_discretisation > 3.0 * c.max_noise && c.max_discretisation > 0.0 {
+        causes.push(
+            "the grid (its discretisation estimate exceeds the noise: refine the grid where the violations are)"
+                .to_string(),
+        );
+    } else if c.max_noise > 0.0 {
+        causes.push(
+            "an error neither estimate covers: both are below the residual, so the measured functionals are not those of an equilibrium (optimisation error, or SGD's stationary spread between neighbouring points)"
+                .to_string(),
+        );
+    }
+    if causes.is_empty() {
+        "not measured here".to_string()
+    } else {
+        causes.join("; ")
+    }
+}
+
+/// One sentence per identity: whether it held, and by how much it failed where it did.
+pub fn check_prose(checks: &SurfaceChecks, ctx: &SurfaceContext) -> String {
+    let mut held = Vec::new();
+    let mut md = String::new();
+    for (name, c) in checks.named() {
+        if c.passed() {
+            held.push(format!(
+                "{name} ({} places, largest {:.2})",
+                c.checked, c.max_ratio
+            ));
+        } else {
+            md.push_str(&format!(
+                "- **{name}** (`{}`) fails at {} of {} places; the largest residual is {:.1} times its error estimate (median {:.2}). Likely cause: {}.\n",
+                equation(name),
+                c.violations,
+                c.checked,
+                c.max_ratio,
+                c.median_ratio,
+                cause(&c, ctx)
+            ));
+        }
+    }
+    let rule = format!(
+        "A place counts as a violation where its residual exceeds {} times its error estimate (discretisation and noise in quadrature, floor {:.0e}).",
+        checks.settings.factor, checks.settings.floor
+    );
+    if held.len() == checks.named().len() {
+        format!(
+            "Every identity holds at every place. {rule} Largest residual per identity, in units of its error estimate: {}.\n",
+            held.join(", ")
+        )
+    } else {
+        let holds = if held.is_empty() {
+            "No identity holds everywhere.".to_string()
+        } else {
+            format!(
+                "Held everywhere (largest residual in units of its error estimate): {}.",
+                held.join(", ")
+            )
+        };
+        format!("{rule} {holds}\n\n{md}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fep_thermo::CheckSettings;
+
+    #[test]
+    fn prose_names_what_failed_and_why() {
+        let mut checks = SurfaceChecks {
+            settings: CheckSettings::default(),
+            ..Default::default()
+        };
+        checks.maxwell = CheckSummary {
+            checked: 25,
+            violations: 3,
+            max_residual: 0.2,
+            max_ratio: 7.5,
+            median_ratio: 1.1,
+            max_discretisation: 0.05,
+            max_noise: 0.001,
+        };
+        checks.envelope_lambda = CheckSummary {
+            checked: 20,
+            max_ratio: 0.8,
+            ..Default::default()
+        };
+        let ctx = SurfaceContext {
+            not_at_equilibrium: Some((2, 25)),
+        };
+        let text = check_prose(&checks, &ctx);
+        assert!(text.contains("**maxwell**"), "{text}");
+        assert!(text.contains("fails at 3 of 25 places"), "{text}");
+        assert!(text.contains("7.5 times"), "{text}");
+        assert!(text.contains("the grid"), "{text}");
+        assert!(text.contains("2 of 25 points"), "{text}");
+        assert!(
+            text.contains("envelope_lambda (20 places, largest 0.80)"),
+            "{text}"
+        );
+        let table = checks_table(&checks);
+        assert_eq!(table.lines().count(), 2 + 7);
+        checks.maxwell.violations = 0;
+        let text = check_prose(&checks, &SurfaceContext::default());
+        assert!(
+            text.starts_with("Every identity holds at every place."),
+            "{text}"
+        );
+    }
+}
