@@ -28,6 +28,7 @@ pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod error;
+pub mod evaluate;
 pub mod exact;
 pub mod findings;
 pub mod images;

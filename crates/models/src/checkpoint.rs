@@ -1,10 +1,13 @@
 //! Checkpoints: model, Adam state, run position and settings in one file, written
 //! atomically (temporary file, then rename) so that a crash never leaves a torn file.
 //!
-//! Layout: the magic `FEPCKPT1`, then three length-prefixed sections (little-endian u64
-//! lengths): a JSON header, the model record and the optimiser record (both Burn named
-//! MessagePack at full precision), then the magic `FEPEND01`. The random state is the
-//! position itself (noise and shuffles are keyed by seed and step/epoch).
+//! Layout: the magic `FEPCKPT2`, then three sections, each its length (little-endian u64),
+//! its bytes and their SHA-256: a JSON header, the model record and the optimiser record
+//! (both Burn named MessagePack at full precision), then the magic `FEPEND01`. A section
+//! whose bytes do not match their checksum is refused on load with the file and the
+//! section named. Files of the first layout (`FEPCKPT1`, no checksums) still load. The
+//! random state is the position itself (noise and shuffles are keyed by seed and
+//! step/epoch).
 
 use std::path::Path;
 
@@ -19,7 +22,16 @@ use crate::error::{ModelError, Result};
 use crate::model::FepModel;
 use crate::train::{TrainConfig, TrainState, Trainer};
 
-const MAGIC: &[u8; 8] = b"FEPCKPT1";
+const MAGIC: &[u8; 8] = b"FEPCKPT2";
+/// The first layout, without checksums (read only).
+const MAGIC_V1: &[u8; 8] = b"FEPCKPT1";
+/// Bytes of a section's SHA-256.
+const DIGEST: usize = 32;
+
+fn sha256(bytes: &[u8]) -> [u8; DIGEST] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
 const END: &[u8; 8] = b"FEPEND01";
 
 /// The JSON header of a checkpoint.
@@ -70,6 +82,7 @@ pub fn save<B: AutodiffBackend>(
     for section in [&header, &model, &optim] {
         bytes.extend_from_slice(&(section.len() as u64).to_le_bytes());
         bytes.extend_from_slice(section);
+        bytes.extend_from_slice(&sha256(section));
     }
     bytes.extend_from_slice(END);
     fep_data::atomic_write(path, &bytes)?;
@@ -94,8 +107,13 @@ fn read_sections(path: &Path) -> Result<Sections> {
             err(e.to_string())
         }
     })?;
-    if bytes.len() < 16 || &bytes[..8] != MAGIC {
-        return Err(err("not a fep checkpoint (bad magic bytes)".into()));
+    let checksums = match bytes.get(..8) {
+        Some(m) if m == MAGIC => true,
+        Some(m) if m == MAGIC_V1 => false,
+        _ => return Err(err("not a fep checkpoint (bad magic bytes)".into())),
+    };
+    if bytes.len() < 16 {
+        return Err(err("truncated after the magic bytes".into()));
     }
     let mut pos = 8;
     let mut sections = Vec::new();
@@ -114,8 +132,23 @@ fn read_sections(path: &Path) -> Result<Sections> {
                 bytes.len() - pos
             )));
         }
-        sections.push(bytes[pos..pos + len].to_vec());
+        let section = &bytes[pos..pos + len];
         pos += len;
+        if checksums {
+            let Some(stored) = bytes.get(pos..pos + DIGEST) else {
+                return Err(err(format!(
+                    "truncated in the checksum of the {name} section"
+                )));
+            };
+            if stored != sha256(section) {
+                return Err(err(format!(
+                    "the {name} section does not match its checksum: the file is corrupt \
+                     (overwritten or damaged bytes); restore it or train again"
+                )));
+            }
+            pos += DIGEST;
+        }
+        sections.push(section.to_vec());
     }
     if bytes.len() != pos + 8 || &bytes[pos..] != END {
         return Err(err(

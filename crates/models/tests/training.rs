@@ -231,6 +231,47 @@ fn resume_continues_exactly() {
         .err()
         .unwrap();
     assert!(missing.to_string().contains("not found"), "{missing}");
+
+    // Overwritten model bytes (the length intact) are refused on load, naming the
+    // section, where they used to load and fail later as a non-finite rate.
+    let header_len = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
+    let model_start = 16 + header_len + 32 + 8;
+    for (name, at) in [("model", model_start + 100), ("header", 20)] {
+        let mut flipped = bytes.clone();
+        for b in &mut flipped[at..at + 8] {
+            *b ^= 0xA5;
+        }
+        let bad = dir.path().join(format!("flipped-{name}.ckpt"));
+        std::fs::write(&bad, &flipped).unwrap();
+        let err = checkpoint::load::<B>(&bad, None, &dev())
+            .err()
+            .expect("refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("flipped-{name}.ckpt"))
+                && msg.contains(&format!("the {name} section does not match its checksum")),
+            "{msg}"
+        );
+        assert!(checkpoint::load_model::<B>(&bad, &dev()).is_err());
+    }
+
+    // The first layout (FEPCKPT1: the same sections without checksums) still loads.
+    let mut v1 = b"FEPCKPT1".to_vec();
+    let mut pos = 8;
+    for _ in 0..3 {
+        let len = u64::from_le_bytes(bytes[pos..pos + 8].try_into().unwrap()) as usize;
+        v1.extend_from_slice(&bytes[pos..pos + 8 + len]);
+        pos += 8 + len + 32;
+    }
+    v1.extend_from_slice(&bytes[pos..]);
+    assert_eq!(v1.len(), bytes.len() - 3 * 32);
+    let old = dir.path().join("v1.ckpt");
+    std::fs::write(&old, &v1).unwrap();
+    let loaded = checkpoint::load::<B>(&old, None, &dev()).unwrap();
+    assert_eq!(
+        params_of(loaded.model()),
+        params_of(checkpoint::load::<B>(&path, None, &dev()).unwrap().model())
+    );
 }
 
 #[test]

@@ -15,8 +15,8 @@ use fep_experiments::{bench, demo, exact, process, report, surface, train_source
 use fep_thermo::Multipliers;
 
 use args::{
-    BenchArgs, BenchWhat, DemoArgs, ExactCommand, ProcessArgs, ReportArgs, SurfaceAction,
-    SurfaceArgs, TrainArgs,
+    BenchArgs, BenchWhat, DemoArgs, EvaluateArgs, ExactCommand, ProcessArgs, ReportArgs,
+    SurfaceAction, SurfaceArgs, TrainArgs,
 };
 use backend::BackendChoice;
 
@@ -54,6 +54,8 @@ enum Command {
     TransferIsoClassification(ProcessArgs),
     /// Equilibrium surface of a deep model over a (lambda, gamma) grid; `--shard i/n`, then `merge`.
     Surface(SurfaceArgs),
+    /// Any saved model on any data: R, D, C, -ELBO and accuracy with standard errors, fresh noise.
+    Evaluate(EvaluateArgs),
     /// docs/REPRODUCTION.md from the summaries under runs/ (figures copied beside it).
     Report(ReportArgs),
     /// Throughput of training, evaluation, Hessian-vector products and data loading; `bench reference` for the peer comparison.
@@ -234,6 +236,14 @@ fn run_on<B: AutodiffBackend>(device: &B::Device, command: &Command) -> Result<(
             print::files(&outcome.files);
         }
         Command::Surface(a) => surface_command::<B>(device, a)?,
+        Command::Evaluate(a) => {
+            let s = fep_experiments::evaluate::evaluate::<B>(device, &a.options())?;
+            if a.json {
+                print_json(&s)?;
+            } else {
+                print::evaluation(&s);
+            }
+        }
         Command::Bench(a) => match &a.what {
             Some(BenchWhat::Reference(r)) => {
                 print::bench_reference(&bench::reference::<B>(device, &r.options())?)

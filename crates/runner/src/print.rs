@@ -276,3 +276,33 @@ pub fn surface_checks(surface: &str, c: &fep_thermo::SurfaceChecks) {
         );
     }
 }
+
+/// The measured functionals of a saved model with their standard errors.
+pub fn evaluation(s: &fep_experiments::evaluate::EvaluateSummary) {
+    let m = &s.measurement;
+    let se = &m.standard_errors;
+    println!(
+        "{} on {} split of classes {:?} ({} examples x {} noise draws, seed {}, {}):",
+        s.checkpoint.display(),
+        s.split,
+        s.classes,
+        m.examples,
+        m.samples,
+        m.seed,
+        s.device
+    );
+    println!(
+        "  rate R            {:>10.4} +- {:.4}",
+        m.functionals.rate, se.rate
+    );
+    println!(
+        "  distortion D      {:>10.4} +- {:.4}",
+        m.functionals.distortion, se.distortion
+    );
+    println!(
+        "  classification C  {:>10.4} +- {:.4}",
+        m.functionals.classification, se.classification
+    );
+    println!("  -ELBO = R + D     {:>10.4}", m.neg_elbo);
+    println!("  accuracy          {:>9.2}%", 100.0 * m.accuracy);
+}
