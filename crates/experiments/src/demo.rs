@@ -53,6 +53,7 @@ impl DemoOptions {
             integrator: None,
             steps: Some(self.steps),
             no_baselines: false,
+            save_steps: false,
         }
     }
 }

@@ -85,7 +85,7 @@ pub struct EvaluateSummary {
     pub classes: Vec<u8>,
     /// Split evaluated.
     pub split: EvalSplit,
-    /// `(lambda, gamma)` the checkpoint was trained at.
+    /// `(lambda, gamma)` of the model: where a process left it, else where it was trained.
     pub multipliers: [f64; 2],
     /// Backend and device.
     pub device: String,
@@ -94,6 +94,14 @@ pub struct EvaluateSummary {
 /// The source classes a checkpoint records (written by `train-source`), if any.
 fn recorded_classes(extra: &serde_json::Value) -> Option<Vec<u8>> {
     serde_json::from_value(extra.get("source_classes")?.clone()).ok()
+}
+
+/// The multipliers a process recorded with its model (its `lambda`, `gamma`), if any.
+fn recorded_multipliers(extra: &serde_json::Value) -> Option<[f64; 2]> {
+    Some([
+        extra.get("lambda")?.as_f64()?,
+        extra.get("gamma")?.as_f64()?,
+    ])
 }
 
 /// Evaluates the model of a checkpoint on backend B.
@@ -144,7 +152,8 @@ pub fn evaluate<B: AutodiffBackend>(
         data_dir: domains.dir.clone(),
         classes,
         split: options.split,
-        multipliers: [header.train.lambda, header.train.gamma],
+        multipliers: recorded_multipliers(&header.extra)
+            .unwrap_or([header.train.lambda, header.train.gamma]),
         device: device_name::<B>(device),
     })
 }

@@ -45,31 +45,27 @@ pub fn checks_table(checks: &SurfaceChecks) -> String {
     md
 }
 
-/// The likely cause of a check's violations, from the sizes of its error estimates and
-/// what is known about equilibrium.
+/// The likely cause of a check's violations: residuals beyond both error estimates are
+/// what neither covers, the distance of the measured points from equilibrium; which
+/// estimate dominated the budget, and how many points missed their criterion, are stated.
 fn cause(c: &CheckSummary, ctx: &SurfaceContext) -> String {
-    let mut causes = Vec::new();
-    if let Some((missed, of)) = ctx.not_at_equilibrium.filter(|(m, _)| *m > 0) {
-        causes.push(format!(
-            "non-equilibrium ({missed} of {of} points did not meet their stationarity criterion)"
-        ));
-    }
-    if c.max_discretisation > 3.0 * c.max_noise && c.max_discretisation > 0.0 {
-        causes.push(
-            "the grid (its discretisation estimate exceeds the noise: refine the grid where the violations are)"
-                .to_string(),
-        );
-    } else if c.max_noise > 0.0 {
-        causes.push(
-            "an error neither estimate covers: both are below the residual, so the measured functionals are not those of an equilibrium (optimisation error, or SGD's stationary spread between neighbouring points)"
-                .to_string(),
-        );
-    }
-    if causes.is_empty() {
-        "not measured here".to_string()
+    let dominant = if c.max_discretisation > c.max_noise {
+        "discretisation dominates the error budget (a finer grid would tighten it, not remove the violation)"
     } else {
-        causes.join("; ")
-    }
+        "noise dominates the error budget (more draws per example would tighten it, not remove the violation)"
+    };
+    let equilibrium = match ctx.not_at_equilibrium {
+        Some((0, of)) => format!(
+            "all {of} points met their stationarity criterion, which bounds how much the minibatch functionals still move, not how far the parameters are from the minimum"
+        ),
+        Some((missed, of)) => {
+            format!("{missed} of {of} points did not meet their stationarity criterion")
+        }
+        None => "the equilibration of the points is not recorded".to_string(),
+    };
+    format!(
+        "the residuals exceed both the grid's and the noise's error, so what remains is the distance of the measured points from the equilibrium of the objective (optimisation error, or SGD's stationary spread between neighbouring points); {dominant}; {equilibrium}"
+    )
 }
 
 /// One sentence per identity: whether it held, and by how much it failed where it did.
@@ -148,8 +144,8 @@ mod tests {
         assert!(text.contains("**maxwell**"), "{text}");
         assert!(text.contains("fails at 3 of 25 places"), "{text}");
         assert!(text.contains("7.5 times"), "{text}");
-        assert!(text.contains("the grid"), "{text}");
-        assert!(text.contains("2 of 25 points"), "{text}");
+        assert!(text.contains("discretisation dominates"), "{text}");
+        assert!(text.contains("2 of 25 points did not meet"), "{text}");
         assert!(
             text.contains("envelope_lambda (20 places, largest 0.80)"),
             "{text}"

@@ -188,18 +188,28 @@ where
     }
     if let Some((label, path)) = &maps.path {
         let red = RGBColor(220, 40, 40);
-        let line = ctx
-            .draw_series(LineSeries::new(
-                path.iter()
-                    .copied()
-                    .filter(|&(l, g)| (x0..=x1).contains(&l) && (y0..=y1).contains(&g)),
-                red.stroke_width(3),
-            ))
-            .map_err(drawing)?;
-        if legend {
-            line.label(label.clone()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], red.stroke_width(3))
-            });
+        // The path in runs of consecutive points inside the map: a point outside breaks
+        // the line rather than joining its neighbours across the gap.
+        let inside = |&(l, g): &(f64, f64)| (x0..=x1).contains(&l) && (y0..=y1).contains(&g);
+        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        for p in path {
+            if inside(p) {
+                if let Some(run) = runs.last_mut() {
+                    run.push(*p);
+                }
+            } else if runs.last().is_some_and(|r| !r.is_empty()) {
+                runs.push(Vec::new());
+            }
+        }
+        for (k, run) in runs.into_iter().filter(|r| !r.is_empty()).enumerate() {
+            let line = ctx
+                .draw_series(LineSeries::new(run, red.stroke_width(3)))
+                .map_err(drawing)?;
+            if legend && k == 0 {
+                line.label(label.clone()).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], red.stroke_width(3))
+                });
+            }
         }
     }
     if legend {

@@ -61,10 +61,13 @@ fn report_tables_hold_the_measured_numbers() {
     // Transfer: C0, ours, and the heuristic's drift as measured.
     assert!(md.contains("C0 = 0.1470"), "{md}");
     assert!(
-        md.contains("| paper heuristic | 93.78% | 27.95% | 17.263 | 93.069 | 0.2776 | 144.09% |"),
+        md.contains(
+            "| paper heuristic | 93.78% | 27.95% | 17.263 | 93.069 | 0.2776 | not measured | 144.09% | 3504 |"
+        ),
         "{md}"
     );
     assert!(md.contains("| fine-tune | 90.82% | 0.00% |"), "{md}");
+    assert!(md.contains("predates the independent measurement"), "{md}");
     // Train-source: the test row.
     let source: TrainSourceSummary =
         read_json(&fixtures().join("train-source/summary.json")).expect("parses");

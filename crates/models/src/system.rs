@@ -189,9 +189,11 @@ impl<B: AutodiffBackend> DeepSystem<B> {
         &mut self.trainer
     }
 
-    /// Gradients (and so Hessian-vector products) use only the first `size` examples of
-    /// each probe (a subsampled Hessian, as in Hessian-free optimisation); functionals
-    /// still use the whole probe. `None` uses the whole probe for both.
+    /// Gradients (and so Hessian-vector products, the predictor's and the corrector's
+    /// Newton steps) use only the first `size` examples of each probe (a subsampled
+    /// Hessian, as in Hessian-free optimisation); functionals, which the corrector tests
+    /// its constraint on, use the rest of the probe, disjoint from them. `None` uses the
+    /// whole probe for both.
     pub fn set_gradient_probe_size(&mut self, size: Option<usize>) {
         self.gradient_probe_size = size;
     }
@@ -441,10 +443,15 @@ impl<B: AutodiffBackend> ThermodynamicSystem for DeepSystem<B> {
             if w == 0.0 {
                 continue;
             }
+            // The examples after the gradient probe's (module docs).
+            let (from, len) = match self.gradient_probe_size {
+                Some(k) if k < probe.len() => (k, probe.len() - k),
+                _ => (0, probe.len()),
+            };
             let inner = ProbeSet::<B::InnerBackend> {
-                images: probe.images.clone().inner(),
-                labels: probe.labels.clone().inner(),
-                noise: probe.noise.clone().inner(),
+                images: probe.images.clone().inner().narrow(0, from, len),
+                labels: probe.labels.clone().inner().narrow(0, from, len),
+                noise: probe.noise.clone().inner().narrow(1, from, len),
             };
             let [r, d, c] = host_means(&inner.functionals(&model));
             out.rate += w * r;

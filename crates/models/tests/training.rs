@@ -559,3 +559,41 @@ fn measurement_with_fresh_noise_has_honest_standard_errors() {
     let err = measure(&model, &data, Binarization::Static, 0, 64, 3, &dev()).unwrap_err();
     assert!(err.to_string().contains("samples >= 1"), "{err}");
 }
+
+/// With a gradient probe of k examples, the functionals the corrector tests its
+/// constraint on come from the other examples of the probe only: replacing the first k
+/// examples changes nothing, and without the split it does.
+#[test]
+fn functionals_are_measured_on_examples_disjoint_from_the_gradient_probe() {
+    let data = mnist_train().take(300);
+    let build = |probe: &ImageDataset| {
+        let (_, trainer) = small_run(&data);
+        DeepSystem::new(
+            trainer,
+            Arc::new(data.clone()),
+            Arc::new(data.clone()),
+            probe,
+            probe,
+            EquilibrationSettings {
+                learning_rate: 1e-4,
+                binarization: Binarization::Static,
+            },
+        )
+        .unwrap()
+    };
+    let a = data.select(&(0..100).collect::<Vec<_>>()).unwrap();
+    let swapped: Vec<usize> = (200..232).chain(32..100).collect();
+    let b = data.select(&swapped).unwrap();
+    let (mut sa, mut sb) = (build(&a), build(&b));
+    assert_ne!(sa.functionals().unwrap(), sb.functionals().unwrap());
+    sa.set_gradient_probe_size(Some(32));
+    sb.set_gradient_probe_size(Some(32));
+    assert_eq!(sa.functionals().unwrap(), sb.functionals().unwrap());
+    // The gradients, on the first 32 examples, do see the swap.
+    let w = fep_thermo::Weights {
+        rate: 1.0,
+        distortion: 2.0,
+        classification: 2.0,
+    };
+    assert_ne!(sa.gradient(w).unwrap().1, sb.gradient(w).unwrap().1);
+}

@@ -82,6 +82,9 @@ pub struct ProcessArgs {
     /// Skip the baselines.
     #[arg(long)]
     pub no_baselines: bool,
+    /// Save the path's model after every step as steps/step-<k>.ckpt (the trace records each file).
+    #[arg(long)]
+    pub save_steps: bool,
 }
 
 impl ProcessArgs {
@@ -96,6 +99,7 @@ impl ProcessArgs {
             integrator: self.integrator,
             steps: self.steps,
             no_baselines: self.no_baselines,
+            save_steps: self.save_steps,
         }
     }
 }
@@ -107,13 +111,13 @@ pub struct SurfaceArgs {
     #[command(subcommand)]
     pub action: Option<SurfaceAction>,
     /// TOML with source_checkpoint, [data], [grid], [sweep].
-    #[arg(long, default_value = "experiments/surface.toml")]
+    #[arg(long, global = true, default_value = "experiments/surface.toml")]
     pub config: PathBuf,
     /// Folder with the dataset files (default: the bundled subset).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
     /// Result directory (shards go to <out>/shards/).
-    #[arg(long, default_value = "runs/surface")]
+    #[arg(long, global = true, default_value = "runs/surface")]
     pub out: PathBuf,
     /// Run only shard i of n (1-based), e.g. `--shard 3/8` for task 3 of a job array of 8.
     #[arg(long)]

@@ -58,21 +58,24 @@ pub fn equilibrium(tally: Option<&EquilibriumTally>) {
 pub fn iso_classification(s: &IsoClassificationSummary) {
     let p = &s.config.process;
     println!(
-        "iso-classification, lambda {} -> {}, C0 = {:.4} (probe of {} {} examples)",
+        "iso-classification, lambda {} -> {}, C0 = {:.4} on the test split ({} noise draws per example); the controller held C0 = {:.4} on its probe of {} {} examples",
         s.start.lambda,
         p.lambda_end,
+        s.c0_test,
+        s.test_samples,
         s.c0,
         p.probe_size,
         p.probe_split.describe()
     );
     println!(
-        "{:<24}{:>12}{:>12}{:>10}{:>10}{:>10}",
-        "path", "max |drift|", "R change", "gamma", "C", "acc %"
+        "{:<24}{:>12}{:>14}{:>12}{:>10}{:>10}{:>10}",
+        "path", "max |drift|", "probe |drift|", "R change", "gamma", "C", "acc %"
     );
     println!(
-        "{:<24}{:>11.2}%{:>11.1}%{:>10.3}{:>10.4}{:>10.2}",
+        "{:<24}{:>11.2}%{:>13.2}%{:>11.1}%{:>10.3}{:>10.4}{:>10.2}",
         "iso-classification",
         100.0 * s.max_relative_drift,
+        100.0 * s.controller_max_relative_drift,
         100.0 * s.rate_relative_change,
         s.end.gamma,
         s.end.functionals.classification,
@@ -80,21 +83,23 @@ pub fn iso_classification(s: &IsoClassificationSummary) {
     );
     if let Some(end) = &s.naive.end {
         println!(
-            "{:<24}{:>11.2}%{:>11}{:>10.3}{:>10.4}{:>10.2}",
+            "{:<24}{:>11.2}%{:>13.2}%{:>11}{:>10.3}{:>10.4}{:>10.2}",
             "naive (gamma fixed)",
             100.0 * s.naive.max_relative_drift,
+            100.0 * s.naive.controller_max_relative_drift,
             "-",
             end.gamma,
             end.functionals.classification,
             100.0 * end.accuracy
         );
     }
+    println!("(max |drift|: C on the test split with fresh noise, apart from the controller)");
     equilibrium(s.equilibrium.as_ref());
 }
 
 fn method_line(name: &str, v: &MethodResult, drift: Option<f64>) {
     println!(
-        "{name:<28}{:>10.2}{:>10.2}{:>10.3}{:>10.3}{:>10.4}{:>12}",
+        "{name:<28}{:>10.2}{:>10.2}{:>10.3}{:>10.3}{:>10.4}{:>12}{:>12}",
         100.0 * v.target_accuracy,
         100.0 * v.source_accuracy,
         v.target.rate,
@@ -102,7 +107,9 @@ fn method_line(name: &str, v: &MethodResult, drift: Option<f64>) {
         v.target.classification,
         drift
             .map(|d| format!("{:.2}%", 100.0 * d))
-            .unwrap_or_else(|| "-".into())
+            .unwrap_or_else(|| "-".into()),
+        v.optimizer_steps
+            .map_or_else(|| "-".to_string(), |n| n.to_string())
     );
 }
 
@@ -110,26 +117,24 @@ fn method_line(name: &str, v: &MethodResult, drift: Option<f64>) {
 pub fn transfer(s: &TransferSummary) {
     let probe = s.config.process.probe_split.describe();
     println!(
-        "\ntransfer digits source -> target with C held at C0 = {:.4} ({probe} probe of p_t)",
-        s.c0
+        "\ntransfer digits source -> target with C held at C0 = {:.4} on the controller's {probe} probe of p_t; C0 = {:.4} on the test splits ({} noise draws per example)",
+        s.c0, s.c0_test, s.test_samples
     );
     println!(
-        "{:<28}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
-        "method", "target %", "source %", "R", "D", "C", "max |drift|"
+        "{:<28}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}{:>12}",
+        "method", "target %", "source %", "R", "D", "C", "max |drift|", "Adam steps"
     );
     method_line(
         "iso-classification (ours)",
         &s.process,
         Some(s.max_relative_drift),
     );
-    if let Some(b) = &s.baselines.fine_tune {
-        method_line("fine-tune", b, None);
-    }
-    if let Some(b) = &s.baselines.paper_heuristic {
-        method_line("paper heuristic", b, b.max_relative_drift);
+    for (name, b) in s.baselines.named() {
+        method_line(name, b, b.max_relative_drift);
     }
     println!(
-        "(R, D, C on the target test set; drift measured on the {probe} probe of p_t along the path)"
+        "(R, D, C on the target test set; max |drift|: C on p_t from the test splits with fresh noise, apart from the controller, whose own probe drift was {:.2}%)",
+        100.0 * s.controller_max_relative_drift
     );
     equilibrium(s.equilibrium.as_ref());
 }

@@ -1,5 +1,7 @@
-//! The baselines of the transfer, with the same Adam-step budget as the process:
-//! plain fine-tuning on the target, and the authors' feedback heuristic.
+//! The baselines and ablations of the transfer, each with exactly the Adam-step budget of
+//! the process and the same tail averaging of its iterates: plain fine-tuning on the
+//! target (at the start's multipliers, or at the end point of our path), and the authors'
+//! feedback heuristic as they wrote it.
 
 use std::time::Instant;
 
@@ -9,38 +11,63 @@ use fep_models::system::DeepSystem;
 use fep_thermo::{Multipliers, ThermodynamicSystem};
 
 use super::config::BaselineSettings;
-use super::trace::{RowAt, TraceRow, baseline_row};
+use super::trace::{HeldValues, RowAt, TestMeasure, TraceRow, baseline_row};
 use crate::error::Result;
 use crate::progress::bar;
 
-/// Plain fine-tuning on the target at the start's (lambda, gamma) with `budget` Adam steps
-/// and a fresh optimiser. The trace's t is the fraction of the budget spent; C is measured
-/// on the target probe at `checkpoints` evenly spaced points.
+/// What every baseline shares with the process: the budget of Adam steps, how many of
+/// the last iterates of each training phase are averaged (the process's equilibrations
+/// return the mean of their last window), the held values and the test measurement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BaselineBudget {
+    /// Adam steps in all (the process's).
+    pub optimizer_steps: u64,
+    /// Iterates averaged at the end of each training phase (0: the last iterate).
+    pub average_last: usize,
+    /// C0 on the probe and on the test splits.
+    pub c0: HeldValues,
+    /// How rows are measured on the test splits.
+    pub test: TestMeasure,
+}
+
+/// Plain fine-tuning on the target at `at` with the whole budget and a fresh optimiser.
+/// The trace's t is the fraction of the budget spent; rows at `checkpoints` evenly spaced
+/// points (each a training phase ending in the tail average).
 pub fn fine_tune<B: AutodiffBackend>(
     system: &mut DeepSystem<B>,
     domains: &Domains,
-    start: Multipliers,
-    budget: u64,
+    at: Multipliers,
     checkpoints: usize,
-    c0: f64,
+    budget: BaselineBudget,
+    label: &str,
 ) -> Result<Vec<TraceRow>> {
     let clock = Instant::now();
     system.reset_optimizer();
-    let at = |t, trained| RowAt {
-        t,
-        m: start,
-        trained,
-    };
-    let mut rows = vec![baseline_row(system, domains, at(0.0, 0), c0, &clock)?];
-    let progress = bar(checkpoints as u64, "fine-tune");
+    let row_at = |t, trained| RowAt { t, m: at, trained };
+    let mut rows = vec![baseline_row(
+        system,
+        domains,
+        row_at(0.0, 0),
+        budget.c0,
+        budget.test,
+        &clock,
+    )?];
+    let progress = bar(checkpoints as u64, label);
     let mut done = 0u64;
     for k in 1..=checkpoints {
-        let until = budget * k as u64 / checkpoints as u64;
+        let until = budget.optimizer_steps * k as u64 / checkpoints as u64;
         system.set_data_position(1.0)?;
         let trained = (until - done) as usize;
-        system.train_steps(start, trained)?;
+        system.train_steps_averaged(at, trained, budget.average_last.min(trained))?;
         done = until;
-        let mut row = baseline_row(system, domains, at(1.0, trained), c0, &clock)?;
+        let mut row = baseline_row(
+            system,
+            domains,
+            row_at(1.0, trained),
+            budget.c0,
+            budget.test,
+            &clock,
+        )?;
         row.t = k as f64 / checkpoints as f64;
         rows.push(row);
         progress.inc(1);
@@ -49,53 +76,110 @@ pub fn fine_tune<B: AutodiffBackend>(
     Ok(rows)
 }
 
-/// The authors' heuristic: for k = 0..n, r = (k+1)/n, retrain at p_r; then, while the mixed
-/// C exceeds C0 (at most `max_adjustments` times), move lambda a fraction
-/// (lambda - lambda_min)/(n - k) towards lambda_min, add `gamma_increment` to gamma, retrain.
-/// Each (re)training is `steps_per_train` Adam steps with a fresh optimiser.
-#[allow(clippy::too_many_arguments)]
+/// The authors' heuristic, as written: for k = 0..n, r = (k+1)/n, retrain at p_r; then,
+/// while the mixed C (on the probe) is not below C0, move lambda a fraction
+/// (lambda - lambda_min)/(n - k) towards lambda_min, add `gamma_increment` to gamma, and
+/// retrain. Each (re)training is `budget / 2n` Adam steps (one adjustment per step on
+/// average) with a fresh optimiser; the loop stops early only when the budget left is
+/// needed for the later steps' first trainings (or at the optional cap); what is left at
+/// the end is spent training at the final point on p_1, so the heuristic spends exactly
+/// the budget.
 pub fn paper_heuristic<B: AutodiffBackend>(
     system: &mut DeepSystem<B>,
     domains: &Domains,
     start: Multipliers,
     lambda_min: f64,
     n: usize,
-    steps_per_train: usize,
     settings: &BaselineSettings,
-    c0: f64,
+    budget: BaselineBudget,
 ) -> Result<Vec<TraceRow>> {
     let clock = Instant::now();
+    let per_train = ((budget.optimizer_steps as usize) / (2 * n.max(1))).max(1);
+    let average = budget.average_last.min(per_train);
+    let mut left = budget.optimizer_steps as usize;
     let mut m = start;
     let first = RowAt {
         t: 0.0,
         m,
         trained: 0,
     };
-    let mut rows = vec![baseline_row(system, domains, first, c0, &clock)?];
+    let mut rows = vec![baseline_row(
+        system,
+        domains,
+        first,
+        budget.c0,
+        budget.test,
+        &clock,
+    )?];
     let progress = bar(n as u64, "paper heuristic");
     for (k, r) in paper_schedule(n).into_iter().enumerate() {
         system.set_data_position(r)?;
         system.reset_optimizer();
-        system.train_steps(m, steps_per_train)?;
+        let first_training = per_train.min(left);
+        system.train_steps_averaged(m, first_training, average.min(first_training))?;
+        left -= first_training;
+        let reserve = per_train * (n - k - 1);
         let mut adjustments = 0;
         loop {
             let c = system.functionals()?.classification;
-            if c < c0 || adjustments >= settings.max_adjustments {
+            let capped = settings
+                .max_adjustments
+                .is_some_and(|cap| adjustments >= cap);
+            if c < budget.c0.probe || capped || left < per_train + reserve {
                 break;
             }
             m = heuristic_adjust(m, lambda_min, n, k, settings.gamma_increment);
             system.reset_optimizer();
-            system.train_steps(m, steps_per_train)?;
+            system.train_steps_averaged(m, per_train, average)?;
+            left -= per_train;
             adjustments += 1;
         }
-        let trained = steps_per_train * (1 + adjustments);
-        let mut row = baseline_row(system, domains, RowAt { t: r, m, trained }, c0, &clock)?;
+        let trained = first_training + per_train * adjustments;
+        let mut row = baseline_row(
+            system,
+            domains,
+            RowAt { t: r, m, trained },
+            budget.c0,
+            budget.test,
+            &clock,
+        )?;
         row.corrector_iterations = adjustments;
         rows.push(row);
         progress.inc(1);
     }
     progress.finish_and_clear();
+    if left > 0 {
+        rows.push(spend_the_rest(system, domains, m, left, budget, &clock)?);
+    }
     Ok(rows)
+}
+
+/// Trains the budget a method has left at its final multipliers on p_1 (fresh optimiser,
+/// the same tail averaging) and measures the row: methods that finish early spend exactly
+/// the budget.
+pub(crate) fn spend_the_rest<B: AutodiffBackend>(
+    system: &mut DeepSystem<B>,
+    domains: &Domains,
+    m: Multipliers,
+    steps: usize,
+    budget: BaselineBudget,
+    clock: &Instant,
+) -> Result<TraceRow> {
+    system.set_data_position(1.0)?;
+    system.reset_optimizer();
+    system.train_steps_averaged(m, steps, budget.average_last.min(steps))?;
+    baseline_row(
+        system,
+        domains,
+        RowAt {
+            t: 1.0,
+            m,
+            trained: steps,
+        },
+        budget.c0,
+        budget.test,
+        clock,
+    )
 }
 
 /// The data positions of the authors' transfer loop: `r_k = (k + 1) / n`, k = 0..n.

@@ -76,10 +76,17 @@ pub struct ProcessSettings {
     /// with an error (false).
     #[serde(default = "yes")]
     pub accept_unconverged: bool,
+    /// Fresh noise draws per test example when every row is measured on the test splits,
+    /// apart from the controller (K).
+    #[serde(default = "default_test_samples")]
+    pub test_samples: usize,
     /// Seed of the process's noise and data order.
     pub seed: u64,
 }
 
+fn default_test_samples() -> usize {
+    8
+}
 fn default_exponent() -> f64 {
     1.0
 }
@@ -118,6 +125,14 @@ fn yes() -> bool {
 }
 
 impl ProcessSettings {
+    /// How every row is measured on the test splits.
+    pub(crate) fn test_measure(&self) -> super::trace::TestMeasure {
+        super::trace::TestMeasure {
+            samples: self.test_samples,
+            seed: self.seed,
+        }
+    }
+
     /// Checks every range; the message names the setting.
     pub fn validate(&self) -> Result<()> {
         if self.steps == 0 || self.equilibration_steps == 0 || self.batch_size == 0 {
@@ -215,19 +230,25 @@ pub struct BaselineSettings {
     /// The authors' feedback heuristic.
     #[serde(default = "yes")]
     pub paper_heuristic: bool,
+    /// Ablation: our data schedule t(s) and lambda path with gamma fixed (the effect of
+    /// the schedule without holding C).
+    #[serde(default = "yes")]
+    pub schedule_only: bool,
+    /// Ablation: fine-tuning on the target at the (lambda, gamma) where our path ended
+    /// (the effect of gamma without the path).
+    #[serde(default = "yes")]
+    pub fine_tune_at_end: bool,
     /// gamma increment of the heuristic per adjustment.
     #[serde(default = "default_gamma_increment")]
     pub gamma_increment: f64,
-    /// Adjustments of the heuristic per step at most (its `while` loop, bounded).
-    #[serde(default = "default_adjustments")]
-    pub max_adjustments: usize,
+    /// A cap on the heuristic's adjustments per step. None (the default) runs its `while`
+    /// loop as the authors wrote it: until the mixed C is below C0 or the budget is spent.
+    #[serde(default)]
+    pub max_adjustments: Option<usize>,
 }
 
 fn default_gamma_increment() -> f64 {
     0.1
-}
-fn default_adjustments() -> usize {
-    2
 }
 
 impl Default for BaselineSettings {
@@ -235,8 +256,10 @@ impl Default for BaselineSettings {
         Self {
             fine_tune: true,
             paper_heuristic: true,
+            schedule_only: true,
+            fine_tune_at_end: true,
             gamma_increment: default_gamma_increment(),
-            max_adjustments: default_adjustments(),
+            max_adjustments: None,
         }
     }
 }
@@ -292,6 +315,8 @@ pub struct ProcessOptions {
     pub steps: Option<usize>,
     /// Skip the baselines.
     pub no_baselines: bool,
+    /// Save the path's model after every step under `steps/`.
+    pub save_steps: bool,
 }
 
 impl ProcessOptions {
@@ -315,6 +340,8 @@ impl ProcessOptions {
         if self.no_baselines {
             cfg.baselines.fine_tune = false;
             cfg.baselines.paper_heuristic = false;
+            cfg.baselines.schedule_only = false;
+            cfg.baselines.fine_tune_at_end = false;
         }
         cfg.process
             .validate()
@@ -328,6 +355,7 @@ pub(crate) struct Setup {
     pub cfg: ProcessConfig,
     pub out: PathBuf,
     pub domains: Domains,
+    pub saver: super::trace::ModelSaver,
 }
 
 impl Setup {
@@ -393,7 +421,17 @@ pub(crate) fn setup(options: &ProcessOptions, defaults: &Defaults) -> Result<Set
     let domains = Domains::load(&cfg.data, options.data_dir.as_deref())?;
     prepare_out_dir(&out, options.force)?;
     write_toml(&out.join("config.toml"), &cfg)?;
-    Ok(Setup { cfg, out, domains })
+    let saver = super::trace::ModelSaver {
+        out: out.clone(),
+        data: cfg.data.clone(),
+        every_step: options.save_steps,
+    };
+    Ok(Setup {
+        cfg,
+        out,
+        domains,
+        saver,
+    })
 }
 
 #[cfg(test)]

@@ -50,8 +50,11 @@ impl PathEnd {
 /// The naive path: gamma fixed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NaivePath {
-    /// Largest relative drift of C on the probe.
+    /// Largest relative drift of C on the test split (fresh noise).
     pub max_relative_drift: f64,
+    /// Largest relative drift of C on the controller's probe.
+    #[serde(default)]
+    pub controller_max_relative_drift: f64,
     /// Where it ends.
     #[serde(rename = "final")]
     pub end: Option<PathEnd>,
@@ -69,10 +72,20 @@ pub struct IsoWall {
 /// `summary.json` of an iso-classification run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IsoClassificationSummary {
-    /// C on the probe at the start: the value held.
+    /// C on the controller's probe at the start: the value held.
     pub c0: f64,
-    /// Largest relative drift of C on the probe along the process.
+    /// C at the start on the test split with fresh noise (K draws per example).
+    #[serde(default)]
+    pub c0_test: f64,
+    /// Largest relative drift of C on the test split with fresh noise along the process:
+    /// measured apart from the controller.
     pub max_relative_drift: f64,
+    /// Largest relative drift of C on the controller's probe (what it steers on).
+    #[serde(default)]
+    pub controller_max_relative_drift: f64,
+    /// Noise draws per test example.
+    #[serde(default)]
+    pub test_samples: usize,
     /// Steps accepted without meeting the corrector's tolerance.
     pub unconverged_steps: usize,
     /// How often the process's equilibrations met their criterion.
@@ -121,9 +134,23 @@ pub fn iso_classification<B: AutodiffBackend>(
         ConstraintKind::IsoClassification,
         cfg.process.continuation(&cfg.ift),
         domains,
+        cfg.process.test_measure(),
+        Some(&setup.saver),
         "iso-classification",
     )?;
     let process_wall = clock.elapsed().as_secs_f64();
+    let end_of = |t: &super::trace::Traced| {
+        t.rows
+            .last()
+            .map_or(start, |r| Multipliers::new(r.lambda, r.gamma))
+    };
+    setup.saver.save(
+        &system,
+        "models/iso_classification.ckpt",
+        "iso-classification",
+        0.0,
+        end_of(&traced),
+    )?;
     write_trace(out, "trace", &traced.rows)?;
     let mut naive_system = setup.assemble::<B>(device, false)?.system;
     let mut naive_continuation =
@@ -137,9 +164,18 @@ pub fn iso_classification<B: AutodiffBackend>(
         ConstraintKind::FixedGamma,
         naive_continuation,
         domains,
+        cfg.process.test_measure(),
+        None,
         "naive (gamma fixed)",
     )?;
     write_trace(out, "naive", &naive.rows)?;
+    setup.saver.save(
+        &naive_system,
+        "models/naive.ckpt",
+        "naive (gamma fixed)",
+        0.0,
+        end_of(&naive),
+    )?;
     let (Some(first), Some(last)) = (traced.rows.first(), traced.rows.last()) else {
         return Err(invalid("the iso-classification process recorded no point"));
     };
@@ -153,13 +189,17 @@ pub fn iso_classification<B: AutodiffBackend>(
         &ChartSpec {
             x_label: "s (lambda from start to end)",
             c0: traced.c0,
+            c0_test: traced.c0_test,
             band: 0.03,
             context: format!("{}, {}", device_name::<B>(device), domains.dir_name()),
         },
     )?;
     let summary = IsoClassificationSummary {
         c0: traced.c0,
+        c0_test: traced.c0_test,
         max_relative_drift: traced.max_relative_drift,
+        controller_max_relative_drift: traced.controller_max_relative_drift,
+        test_samples: cfg.process.test_samples,
         unconverged_steps: traced.rows.iter().filter(|r| !r.converged).count(),
         equilibrium: Some(EquilibriumTally::of(
             cfg.process.equilibrium_rule(),
@@ -171,6 +211,7 @@ pub fn iso_classification<B: AutodiffBackend>(
         end: PathEnd::of(last),
         naive: NaivePath {
             max_relative_drift: naive.max_relative_drift,
+            controller_max_relative_drift: naive.controller_max_relative_drift,
             end: naive.rows.last().map(PathEnd::of),
         },
         seed: cfg.process.seed,

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
-use fep_data::Domains;
+use fep_data::{DataConfig, Domains};
 use fep_models::system::DeepSystem;
+use fep_models::{Measurement, StandardErrors};
 use fep_thermo::{
     ConstraintKind, Continuation, EquilibriumReport, Functionals, Multipliers, Process,
     ProcessPath, StoppingRule, ThermodynamicSystem,
@@ -18,6 +19,94 @@ use crate::io::{write_csv, write_jsonl};
 use crate::plot::{Chart, GUIDE_COLOR, Mark, Series, write_chart};
 use crate::progress::bar;
 
+/// A test split measured apart from the controller (`fep_models::measure`: every
+/// example, fresh noise, K draws per example).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SplitMeasurement {
+    /// R, D, C (nats).
+    #[serde(flatten)]
+    pub functionals: Functionals,
+    /// `R + D`.
+    pub neg_elbo: f64,
+    /// Accuracy of the classifier at the posterior mean.
+    pub accuracy: f64,
+    /// Standard errors of R, D, C.
+    pub standard_errors: StandardErrors,
+}
+
+impl From<&Measurement> for SplitMeasurement {
+    fn from(m: &Measurement) -> Self {
+        Self {
+            functionals: m.functionals,
+            neg_elbo: m.neg_elbo,
+            accuracy: m.accuracy,
+            standard_errors: m.standard_errors,
+        }
+    }
+}
+
+/// A row measured on the test splits with fresh noise: data and noise the controller
+/// never saw.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TestRow {
+    /// On the source task's test split.
+    pub source: SplitMeasurement,
+    /// On the target task's test split (transfers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<SplitMeasurement>,
+    /// C on p_t: `(1 - t) C_source + t C_target` at the row's data position.
+    pub classification: f64,
+    /// Its standard error.
+    pub classification_se: f64,
+    /// `(C - C0) / C0`, C0 measured the same way at the method's start.
+    pub relative_drift: f64,
+}
+
+/// How rows are measured on the test splits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TestMeasure {
+    /// Noise draws per example (K).
+    pub samples: usize,
+    /// Seed of the draws (a stream of its own: never the probe's or training's noise).
+    pub seed: u64,
+}
+
+/// The system's current model on both test splits, C mixed at data position `t`; the
+/// drift against `c0` (none yet at the start: 0).
+pub(crate) fn measure_on_test<B: AutodiffBackend>(
+    system: &DeepSystem<B>,
+    domains: &Domains,
+    t: f64,
+    how: TestMeasure,
+    c0: Option<f64>,
+) -> Result<TestRow> {
+    let source = system.measure(&domains.source.test, how.samples, how.seed)?;
+    let target = match &domains.target {
+        Some(d) => Some(system.measure(&d.test, how.samples, how.seed)?),
+        None => None,
+    };
+    let (cs, ss) = (
+        source.functionals.classification,
+        source.standard_errors.classification,
+    );
+    let (ct, st) = target.as_ref().map_or((cs, ss), |m| {
+        (
+            m.functionals.classification,
+            m.standard_errors.classification,
+        )
+    });
+    let classification = (1.0 - t) * cs + t * ct;
+    let classification_se = ((1.0 - t).powi(2) * ss * ss + t * t * st * st).sqrt();
+    let c0 = c0.unwrap_or(classification);
+    Ok(TestRow {
+        source: (&source).into(),
+        target: target.as_ref().map(SplitMeasurement::from),
+        classification,
+        classification_se,
+        relative_drift: (classification - c0) / c0,
+    })
+}
+
 /// One row of a process or baseline trace (`<name>.jsonl`, `<name>.csv`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceRow {
@@ -28,15 +117,20 @@ pub struct TraceRow {
     pub lambda: f64,
     /// gamma.
     pub gamma: f64,
-    /// R, D, C on the probe of p_t.
+    /// R, D, C on the controller's probe of p_t.
     #[serde(flatten)]
     pub probe: Functionals,
-    /// (C - C0) / C0 on the probe.
-    pub relative_drift: f64,
+    /// (C - C0) / C0 on the controller's probe: what the corrector steers on.
+    #[serde(alias = "relative_drift")]
+    pub controller_relative_drift: f64,
     /// Accuracy on the source test set.
     pub source_accuracy: f64,
     /// Accuracy on the target test set (the source's again without a target).
     pub target_accuracy: f64,
+    /// The row measured on the test splits with fresh noise (absent in traces of
+    /// earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestRow>,
     /// Corrector iterations of the step (adjustments for the paper's heuristic).
     pub corrector_iterations: usize,
     /// Whether the corrector met its tolerance at this step.
@@ -46,33 +140,26 @@ pub struct TraceRow {
     pub equilibrium: EquilibriumReport,
     /// Adam steps spent so far.
     pub optimizer_steps: u64,
+    /// The model after this step, relative to the output folder (with `--save-steps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
     /// Seconds since the process started.
     pub wall_seconds: f64,
 }
 
-/// Accuracies of the system's current model on both test sets.
-pub(crate) fn test_accuracies<B: AutodiffBackend>(
-    system: &DeepSystem<B>,
-    domains: &Domains,
-) -> Result<(f64, f64)> {
-    let source = system.evaluate(&domains.source.test)?.accuracy;
-    let target = match &domains.target {
-        Some(target) => system.evaluate(&target.test)?.accuracy,
-        // Without a target the "target" test set is the source's: measured once.
-        None => source,
-    };
-    Ok((source, target))
-}
-
-/// A process as run: its trace, the held value C0 and the largest drift on the probe.
+/// A process as run: its trace, the held value C0 and the largest drifts.
 #[derive(Debug, Clone)]
 pub struct Traced {
     /// One row per accepted point, the start included.
     pub rows: Vec<TraceRow>,
-    /// The held value of the monitored functional (C0).
+    /// The held value of the monitored functional on the controller's probe (C0).
     pub c0: f64,
-    /// Largest `|C - C0| / C0` on the probe along the path.
+    /// C0 on the test splits with fresh noise.
+    pub c0_test: f64,
+    /// Largest `|C - C0| / C0` on the test splits with fresh noise along the path.
     pub max_relative_drift: f64,
+    /// Largest `|C - C0| / C0` on the controller's probe along the path.
+    pub controller_max_relative_drift: f64,
 }
 
 /// Runs a `fep-thermo` process on `system` from `start` and measures both test accuracies
@@ -84,6 +171,8 @@ pub(crate) fn trace_process<B: AutodiffBackend>(
     constraint: ConstraintKind,
     continuation: Continuation,
     domains: &Domains,
+    how: TestMeasure,
+    saver: Option<&ModelSaver>,
     label: &str,
 ) -> Result<Traced> {
     let moves_data = path.moves_data();
@@ -91,18 +180,21 @@ pub(crate) fn trace_process<B: AutodiffBackend>(
         .context_with(|| format!("{label} process"))?;
     let progress = bar(1000, label);
     let mut rows = Vec::new();
+    let mut c0_test = None;
     while let Some(record) = process.next() {
         let r = record.context_with(|| format!("{label} process"))?;
         let system = process.system();
-        let (sa, ta) =
-            test_accuracies(system, domains).context_with(|| "evaluating a process step".into())?;
+        let test = measure_on_test(system, domains, r.t, how, c0_test)
+            .context_with(|| "measuring a process step on the test splits".into())?;
+        c0_test.get_or_insert(test.classification);
+        let (sa, ta) = accuracies(&test);
         let f = r.functionals;
         progress.set_position((r.s * 1000.0).round() as u64);
         progress.suspend(|| {
             eprintln!(
-                "{label}: s {:.3}  t {:.3}  lambda {:.3}  gamma {:.3}  R {:.3}  D {:.3}  C {:.4} (drift {:+.2}%)  acc source {:.2}% target {:.2}%",
+                "{label}: s {:.3}  t {:.3}  lambda {:.3}  gamma {:.3}  R {:.3}  D {:.3}  C {:.4} (probe drift {:+.2}%, test drift {:+.2}%)  acc source {:.2}% target {:.2}%",
                 r.s, r.t, r.lambda, r.gamma, f.rate, f.distortion, f.classification,
-                100.0 * r.relative_drift, 100.0 * sa, 100.0 * ta
+                100.0 * r.relative_drift, 100.0 * test.relative_drift, 100.0 * sa, 100.0 * ta
             )
         });
         rows.push(TraceRow {
@@ -110,23 +202,84 @@ pub(crate) fn trace_process<B: AutodiffBackend>(
             lambda: r.lambda,
             gamma: r.gamma,
             probe: f,
-            relative_drift: r.relative_drift,
+            controller_relative_drift: r.relative_drift,
             source_accuracy: sa,
             target_accuracy: ta,
+            test: Some(test),
             corrector_iterations: r.corrector_iterations,
             converged: r.converged,
             equilibrium: r.equilibrium,
             optimizer_steps: system.work().optimizer_steps,
+            checkpoint: None,
             wall_seconds: r.wall_seconds,
         });
+        let k = rows.len() - 1;
+        if let Some(saver) = saver.filter(|s| s.every_step) {
+            let name = format!("steps/step-{k:03}.ckpt");
+            saver.save(
+                system,
+                &name,
+                label,
+                r.t,
+                Multipliers::new(r.lambda, r.gamma),
+            )?;
+            rows[k].checkpoint = Some(name);
+        }
     }
     progress.finish_and_clear();
     let result = process.finish();
     Ok(Traced {
+        c0_test: c0_test.unwrap_or(f64::NAN),
+        max_relative_drift: max_drift(&rows),
         rows,
         c0: result.target,
-        max_relative_drift: result.max_relative_drift,
+        controller_max_relative_drift: result.max_relative_drift,
     })
+}
+
+/// Where and how the models of a run are saved.
+#[derive(Debug, Clone)]
+pub struct ModelSaver {
+    /// The output folder (checkpoints are saved under it, paths relative to it).
+    pub out: PathBuf,
+    /// The data of the run (its classes go into the checkpoint).
+    pub data: DataConfig,
+    /// Save the path's model after every step (`--save-steps`).
+    pub every_step: bool,
+}
+
+impl ModelSaver {
+    /// Saves the system's model to `<out>/<name>` (atomically), recording the method,
+    /// the classes, the data position and the multipliers.
+    pub fn save<B: AutodiffBackend>(
+        &self,
+        system: &DeepSystem<B>,
+        name: &str,
+        method: &str,
+        t: f64,
+        m: Multipliers,
+    ) -> Result<PathBuf> {
+        let path = self.out.join(name);
+        if let Some(dir) = path.parent() {
+            crate::io::create_dir(dir)?;
+        }
+        let extra = serde_json::json!({
+            "method": method,
+            "source_classes": self.data.source_classes,
+            "target_classes": self.data.target_classes,
+            "data_position": t,
+            "lambda": m.lambda,
+            "gamma": m.gamma,
+        });
+        fep_models::checkpoint::save(system.trainer(), &path, extra)?;
+        Ok(path)
+    }
+}
+
+/// Source and target test accuracies of a test row (the source's twice without a target).
+fn accuracies(test: &TestRow) -> (f64, f64) {
+    let source = test.source.accuracy;
+    (source, test.target.map_or(source, |t| t.accuracy))
 }
 
 /// Where a baseline's row is measured.
@@ -140,30 +293,44 @@ pub(crate) struct RowAt {
     pub trained: usize,
 }
 
-/// A baseline's row at `at`: C on the probe of p_t and both test accuracies.
+/// The held values a baseline's drifts are measured against: C0 on the controller's
+/// probe and on the test splits (both of the common start).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeldValues {
+    /// On the probe.
+    pub probe: f64,
+    /// On the test splits with fresh noise.
+    pub test: f64,
+}
+
+/// A baseline's row at `at`: C on the probe of p_t, and the row on the test splits.
 pub(crate) fn baseline_row<B: AutodiffBackend>(
     system: &mut DeepSystem<B>,
     domains: &Domains,
     at: RowAt,
-    c0: f64,
+    c0: HeldValues,
+    how: TestMeasure,
     clock: &Instant,
 ) -> Result<TraceRow> {
     let RowAt { t, m, trained } = at;
     system.set_data_position(t)?;
     let f = system.functionals()?;
-    let (sa, ta) = test_accuracies(system, domains)?;
+    let test = measure_on_test(system, domains, t, how, Some(c0.test))?;
+    let (sa, ta) = accuracies(&test);
     Ok(TraceRow {
         t,
         lambda: m.lambda,
         gamma: m.gamma,
         probe: f,
-        relative_drift: (f.classification - c0) / c0,
+        controller_relative_drift: (f.classification - c0.probe) / c0.probe,
         source_accuracy: sa,
         target_accuracy: ta,
+        test: Some(test),
         corrector_iterations: 0,
         converged: true,
         equilibrium: EquilibriumReport::unmeasured(trained),
         optimizer_steps: system.work().optimizer_steps,
+        checkpoint: None,
         wall_seconds: clock.elapsed().as_secs_f64(),
     })
 }
@@ -219,10 +386,22 @@ impl EquilibriumTally {
     }
 }
 
-/// Largest `|relative_drift|` of a trace.
+/// Largest `|relative drift|` of C on the test splits (fresh noise) along a trace; the
+/// controller's probe drift where a row has no test measurement (earlier versions).
 pub fn max_drift(rows: &[TraceRow]) -> f64 {
     rows.iter()
-        .map(|r| r.relative_drift.abs())
+        .map(|r| {
+            r.test
+                .map_or(r.controller_relative_drift, |t| t.relative_drift)
+                .abs()
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Largest `|relative drift|` of C on the controller's probe along a trace.
+pub fn max_controller_drift(rows: &[TraceRow]) -> f64 {
+    rows.iter()
+        .map(|r| r.controller_relative_drift.abs())
         .fold(0.0, f64::max)
 }
 
@@ -236,8 +415,10 @@ pub fn write_trace(dir: &Path, stem: &str, rows: &[TraceRow]) -> Result<()> {
 pub(crate) struct ChartSpec<'a> {
     /// Label of the x axis.
     pub x_label: &'a str,
-    /// The held value, drawn with a band.
+    /// The held value on the controller's probe, drawn with a band.
     pub c0: f64,
+    /// The held value on the test splits, drawn with a band.
+    pub c0_test: f64,
     /// Half-width of the band, relative to C0.
     pub band: f64,
     /// Machine, backend and data, for the titles.
@@ -253,10 +434,17 @@ pub(crate) fn write_trace_charts(
 ) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     type Get = fn(&TraceRow) -> f64;
-    let panels: [(&str, &str, Get); 5] = [
-        ("classification", "C on the probe of p_t (nats)", |r| {
-            r.probe.classification
-        }),
+    let panels: [(&str, &str, Get); 6] = [
+        (
+            "classification",
+            "C on p_t, test splits, fresh noise (nats)",
+            |r| r.test.map_or(f64::NAN, |t| t.classification),
+        ),
+        (
+            "classification_probe",
+            "C on the controller's probe of p_t (nats)",
+            |r| r.probe.classification,
+        ),
         ("rate", "R (nats)", |r| r.probe.rate),
         ("distortion", "D (nats)", |r| r.probe.distortion),
         ("lambda", "lambda", |r| r.lambda),
@@ -273,7 +461,11 @@ pub(crate) fn write_trace_charts(
                 color: i,
             })
             .collect();
-        if stem == "classification" {
+        if let Some(level0) = match stem {
+            "classification" => Some(spec.c0_test),
+            "classification_probe" => Some(spec.c0),
+            _ => None,
+        } {
             let x1 = traces
                 .iter()
                 .flat_map(|(_, rows)| rows.iter().map(|r| r.t))
@@ -283,7 +475,7 @@ pub(crate) fn write_trace_charts(
                 (1.0, format!("C0 +- {:.0}%", 100.0 * spec.band)),
                 (-1.0, String::new()),
             ] {
-                let level = spec.c0 * (1.0 + sign * spec.band);
+                let level = level0 * (1.0 + sign * spec.band);
                 series.push(Series {
                     label,
                     points: vec![(0.0, level), (x1, level)],

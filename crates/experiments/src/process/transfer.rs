@@ -11,14 +11,16 @@ use burn::tensor::backend::AutodiffBackend;
 use fep_data::Domains;
 use fep_models::assemble::Assembled;
 use fep_models::system::DeepSystem;
-use fep_thermo::{ConstraintKind, Functionals, Multipliers, ProcessPath};
+use fep_thermo::{
+    ConstraintKind, Continuation, Functionals, Multipliers, ProcessPath, StoppingRule,
+};
 use serde::{Deserialize, Serialize};
 
-use super::baselines::{fine_tune, paper_heuristic};
+use super::baselines::{BaselineBudget, fine_tune, paper_heuristic, spend_the_rest};
 use super::config::{ProcessConfig, ProcessOptions, TRANSFER, setup};
 use super::trace::{
-    ChartSpec, EquilibriumTally, TraceRow, max_drift, trace_process, write_trace,
-    write_trace_charts,
+    ChartSpec, EquilibriumTally, HeldValues, TraceRow, max_controller_drift, max_drift,
+    trace_process, write_trace, write_trace_charts,
 };
 use crate::Outcome;
 use crate::error::Result;
@@ -37,9 +39,13 @@ pub struct MethodResult {
     pub target: Functionals,
     /// C on the source test set.
     pub source_classification: f64,
-    /// Largest relative drift of C on the probe of p_t along the way (methods that have one).
+    /// Largest relative drift of C on p_t along the way, measured on the test splits with
+    /// fresh noise (methods that have a path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_relative_drift: Option<f64>,
+    /// The same on the controller's probe (what the process steers on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_max_relative_drift: Option<f64>,
     /// Adam steps the method spent (baselines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimizer_steps: Option<u64>,
@@ -60,7 +66,7 @@ pub struct ProbeEnd {
     pub functionals: Functionals,
 }
 
-/// The baselines that ran.
+/// The baselines and ablations that ran.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Baselines {
     /// Plain fine-tuning on the target.
@@ -69,6 +75,27 @@ pub struct Baselines {
     /// The authors' heuristic controller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paper_heuristic: Option<MethodResult>,
+    /// Ablation: our schedule and lambda path with gamma fixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_only: Option<MethodResult>,
+    /// Ablation: fine-tuning at the end point of our path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fine_tune_at_end: Option<MethodResult>,
+}
+
+impl Baselines {
+    /// The methods that ran, with their names in tables.
+    pub fn named(&self) -> Vec<(&'static str, &MethodResult)> {
+        [
+            ("fine-tune", &self.fine_tune),
+            ("paper heuristic", &self.paper_heuristic),
+            ("schedule only (gamma fixed)", &self.schedule_only),
+            ("fine-tune at our end point", &self.fine_tune_at_end),
+        ]
+        .into_iter()
+        .filter_map(|(n, r)| r.as_ref().map(|r| (n, r)))
+        .collect()
+    }
 }
 
 /// The compute every method was given.
@@ -94,10 +121,20 @@ pub struct TransferWall {
 /// `summary.json` of a transfer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransferSummary {
-    /// C on the probe of p_0 at the start: the value held.
+    /// C on the controller's probe of p_0 at the start: the value held.
     pub c0: f64,
-    /// Largest relative drift of C on the probe of p_t along the process.
+    /// C at the start on the source test split with fresh noise (K draws per example).
+    #[serde(default)]
+    pub c0_test: f64,
+    /// Largest relative drift of C on p_t along the process, measured on the test splits
+    /// with fresh noise: apart from the controller.
     pub max_relative_drift: f64,
+    /// Largest relative drift of C on the controller's probe of p_t (what it steers on).
+    #[serde(default)]
+    pub controller_max_relative_drift: f64,
+    /// Noise draws per test example.
+    #[serde(default)]
+    pub test_samples: usize,
     /// Steps accepted without meeting the corrector's tolerance.
     pub unconverged_steps: usize,
     /// How often the process's equilibrations met their criterion (the baselines train
@@ -142,6 +179,7 @@ fn final_metrics<B: AutodiffBackend>(
         target: t.functionals,
         source_classification: s.functionals.classification,
         max_relative_drift: None,
+        controller_max_relative_drift: None,
         optimizer_steps: None,
         probe: None,
     })
@@ -167,9 +205,16 @@ pub fn transfer<B: AutodiffBackend>(
         ConstraintKind::IsoClassification,
         cfg.process.continuation(&cfg.ift),
         domains,
+        cfg.process.test_measure(),
+        Some(&setup.saver),
         "transfer",
     )?;
     let c0 = traced.c0;
+    let held = HeldValues {
+        probe: c0,
+        test: traced.c0_test,
+    };
+    let how = cfg.process.test_measure();
     let mut walls = TransferWall::default();
     walls
         .by_method
@@ -183,46 +228,123 @@ pub fn transfer<B: AutodiffBackend>(
         functionals: r.probe,
     });
     let budget = work.optimizer_steps.max(1);
+    process.optimizer_steps = Some(work.optimizer_steps);
     let n = cfg.process.steps;
+    let shared = BaselineBudget {
+        optimizer_steps: budget,
+        average_last: match cfg.process.equilibrium_rule() {
+            StoppingRule::Stationary(t) => t.window,
+            _ => 0,
+        },
+        c0: held,
+        test: how,
+    };
+    let end = traced
+        .rows
+        .last()
+        .map_or(start, |r| Multipliers::new(r.lambda, r.gamma));
+    setup.saver.save(
+        &system,
+        "models/iso_classification.ckpt",
+        "iso-classification (ours)",
+        1.0,
+        end,
+    )?;
 
     let mut baselines = Baselines::default();
     let mut traces: Vec<(&str, Vec<TraceRow>)> =
         vec![("iso-classification (ours)", traced.rows.clone())];
-    if cfg.baselines.fine_tune {
+    // Each method from the same source checkpoint; its result, trace and wall time.
+    let mut run = |name: &'static str,
+                   stem: &str,
+                   method: &mut dyn FnMut(&mut DeepSystem<B>) -> Result<Vec<TraceRow>>|
+     -> Result<MethodResult> {
         let clock = Instant::now();
         let mut b = setup.assemble::<B>(device, true)?;
-        let rows = fine_tune(&mut b.system, domains, start, budget, n, c0)?;
-        baselines.fine_tune = Some(final_metrics(&b.system, domains)?);
-        write_trace(out, "fine_tune", &rows)?;
-        walls
-            .by_method
-            .insert("fine_tune".into(), clock.elapsed().as_secs_f64());
-        traces.push(("fine-tune", rows));
-    }
-    if cfg.baselines.paper_heuristic {
-        let clock = Instant::now();
-        let mut b = setup.assemble::<B>(device, true)?;
-        // Same Adam-step budget: each step trains once and adjusts at most max_adjustments times.
-        let per_train = ((budget as usize) / (n * (1 + cfg.baselines.max_adjustments))).max(1);
-        let rows = paper_heuristic(
-            &mut b.system,
-            domains,
-            start,
-            cfg.process.lambda_end,
-            n,
-            per_train,
-            &cfg.baselines,
-            c0,
-        )?;
+        let rows = method(&mut b.system)?;
+        let m = rows
+            .last()
+            .map_or(start, |r| Multipliers::new(r.lambda, r.gamma));
+        setup
+            .saver
+            .save(&b.system, &format!("models/{stem}.ckpt"), name, 1.0, m)?;
         let mut result = final_metrics(&b.system, domains)?;
         result.max_relative_drift = Some(max_drift(&rows));
+        result.controller_max_relative_drift = Some(max_controller_drift(&rows));
         result.optimizer_steps = Some(b.system.work().optimizer_steps);
-        baselines.paper_heuristic = Some(result);
-        write_trace(out, "paper_heuristic", &rows)?;
+        write_trace(out, stem, &rows)?;
         walls
             .by_method
-            .insert("paper_heuristic".into(), clock.elapsed().as_secs_f64());
-        traces.push(("paper heuristic", rows));
+            .insert(stem.into(), clock.elapsed().as_secs_f64());
+        traces.push((name, rows));
+        Ok(result)
+    };
+    if cfg.baselines.fine_tune {
+        baselines.fine_tune = Some(run("fine-tune", "fine_tune", &mut |sys| {
+            fine_tune(sys, domains, start, n, shared, "fine-tune")
+        })?);
+    }
+    if cfg.baselines.paper_heuristic {
+        baselines.paper_heuristic = Some(run("paper heuristic", "paper_heuristic", &mut |sys| {
+            paper_heuristic(
+                sys,
+                domains,
+                start,
+                cfg.process.lambda_end,
+                n,
+                &cfg.baselines,
+                shared,
+            )
+        })?);
+    }
+    if cfg.baselines.schedule_only {
+        baselines.schedule_only = Some(run(
+            "schedule only (gamma fixed)",
+            "schedule_only",
+            &mut |sys| {
+                let mut continuation = Continuation::euler(
+                    cfg.process.steps,
+                    cfg.process.equilibration_steps,
+                    cfg.ift,
+                );
+                continuation.equilibrium = cfg.process.equilibrium_rule();
+                let traced = trace_process(
+                    sys,
+                    start,
+                    path,
+                    ConstraintKind::FixedGamma,
+                    continuation,
+                    domains,
+                    how,
+                    None,
+                    "schedule only",
+                )?;
+                let mut rows = traced.rows;
+                let spent = sys.work().optimizer_steps;
+                if spent < budget {
+                    let clock = Instant::now();
+                    let m = rows
+                        .last()
+                        .map_or(start, |r| Multipliers::new(r.lambda, r.gamma));
+                    rows.push(spend_the_rest(
+                        sys,
+                        domains,
+                        m,
+                        (budget - spent) as usize,
+                        shared,
+                        &clock,
+                    )?);
+                }
+                Ok(rows)
+            },
+        )?);
+    }
+    if cfg.baselines.fine_tune_at_end {
+        baselines.fine_tune_at_end = Some(run(
+            "fine-tune at our end point",
+            "fine_tune_at_end",
+            &mut |sys| fine_tune(sys, domains, end, n, shared, "fine-tune at end"),
+        )?);
     }
     let trace_refs: Vec<(&str, &[TraceRow])> =
         traces.iter().map(|(n, r)| (*n, r.as_slice())).collect();
@@ -232,15 +354,20 @@ pub fn transfer<B: AutodiffBackend>(
         &ChartSpec {
             x_label: "t (0 = source, 1 = target)",
             c0,
+            c0_test: traced.c0_test,
             band: 0.05,
             context: format!("{}, {}", device_name::<B>(device), domains.dir_name()),
         },
     )?;
     process.max_relative_drift = Some(traced.max_relative_drift);
+    process.controller_max_relative_drift = Some(traced.controller_max_relative_drift);
     walls.total = total.elapsed().as_secs_f64();
     let summary = TransferSummary {
         c0,
+        c0_test: traced.c0_test,
         max_relative_drift: traced.max_relative_drift,
+        controller_max_relative_drift: traced.controller_max_relative_drift,
+        test_samples: cfg.process.test_samples,
         unconverged_steps: traced.rows.iter().filter(|r| !r.converged).count(),
         equilibrium: Some(EquilibriumTally::of(
             cfg.process.equilibrium_rule(),
@@ -256,7 +383,7 @@ pub fn transfer<B: AutodiffBackend>(
         budget: Budget {
             optimizer_steps: budget,
             probe_gradients: work.probe_gradients,
-            note: "baselines get the same number of Adam steps on training data; the process also spends probe gradients on its tangents".into(),
+            note: "every baseline and ablation spends exactly the process's number of Adam steps on training data (methods that finish early train the rest at their end point), each training phase ending in the same tail average as the process's equilibrations; the process also spends probe gradients on its tangents and corrector".into(),
         },
         seed: cfg.process.seed,
         device: device_name::<B>(device),
