@@ -54,6 +54,7 @@ impl DemoOptions {
             steps: Some(self.steps),
             no_baselines: false,
             save_steps: false,
+            seed: None,
         }
     }
 }

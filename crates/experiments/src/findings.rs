@@ -13,6 +13,7 @@ fn equation(name: &str) -> &'static str {
         "maxwell" => "dD/dgamma = dC/dlambda",
         "concavity" => "Hessian of F negative semidefinite",
         "first_law" => "F(b) - F(a) = path integral of D dlambda + C dgamma",
+        "minimality" => "F(m_a) <= J(theta_b; m_a) for neighbours b",
         _ => "",
     }
 }
@@ -48,7 +49,7 @@ pub fn checks_table(checks: &SurfaceChecks) -> String {
 /// The likely cause of a check's violations: residuals beyond both error estimates are
 /// what neither covers, the distance of the measured points from equilibrium; which
 /// estimate dominated the budget, and how many points missed their criterion, are stated.
-fn cause(c: &CheckSummary, ctx: &SurfaceContext) -> String {
+fn cause(c: &CheckSummary, all: &SurfaceChecks, ctx: &SurfaceContext) -> String {
     let dominant = if c.max_discretisation > c.max_noise {
         "discretisation dominates the error budget (a finer grid would tighten it, not remove the violation)"
     } else {
@@ -63,8 +64,18 @@ fn cause(c: &CheckSummary, ctx: &SurfaceContext) -> String {
         }
         None => "the equilibration of the points is not recorded".to_string(),
     };
+    let m = &all.minimality;
+    let direct = if m.violations > 0 {
+        format!(
+            "measured directly: at {} of {} neighbour pairs a point's own objective is beaten by its neighbour's parameters, by up to {:.3} nats (minimality), so those points are not minima",
+            m.violations, m.checked, m.max_residual
+        )
+    } else {
+        "minimality holds, so no point is measurably beaten by its neighbours' parameters"
+            .to_string()
+    };
     format!(
-        "the residuals exceed both the grid's and the noise's error, so what remains is the distance of the measured points from the equilibrium of the objective (optimisation error, or SGD's stationary spread between neighbouring points); {dominant}; {equilibrium}"
+        "the residuals exceed both the grid's and the noise's error, so what remains is the distance of the measured points from the equilibrium of the objective (optimisation error, or SGD's stationary spread between neighbouring points); {direct}; {dominant}; {equilibrium}"
     )
 }
 
@@ -86,7 +97,7 @@ pub fn check_prose(checks: &SurfaceChecks, ctx: &SurfaceContext) -> String {
                 c.checked,
                 c.max_ratio,
                 c.median_ratio,
-                cause(&c, ctx)
+                cause(&c, checks, ctx)
             ));
         }
     }
@@ -151,7 +162,7 @@ mod tests {
             "{text}"
         );
         let table = checks_table(&checks);
-        assert_eq!(table.lines().count(), 2 + 7);
+        assert_eq!(table.lines().count(), 2 + 8);
         checks.maxwell.violations = 0;
         let text = check_prose(&checks, &SurfaceContext::default());
         assert!(

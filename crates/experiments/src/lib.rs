@@ -39,6 +39,7 @@ pub mod process;
 pub mod progress;
 pub mod provenance;
 pub mod report;
+pub mod seeds;
 pub mod surface;
 pub mod train_source;
 

@@ -85,9 +85,40 @@ pub struct ProcessArgs {
     /// Save the path's model after every step as steps/step-<k>.ckpt (the trace records each file).
     #[arg(long)]
     pub save_steps: bool,
+    /// Run the whole experiment (source training and process) for N seeds, from the config's
+    /// seed on, each in <out>/seed-<s>/, then aggregate them (mean +- sd) in <out>/aggregate.json.
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// With --seeds: run only part i of n of the seeds (a job-array task); every task
+    /// aggregates the seeds finished so far.
+    #[arg(long)]
+    pub seed_shard: Option<Shard>,
+    /// With --seeds: the source training's config.
+    #[arg(long, default_value = "experiments/train-source.toml")]
+    pub train_config: PathBuf,
 }
 
 impl ProcessArgs {
+    /// The seeds of `--seeds`, if given: from the config's seed on.
+    pub fn seeds_options(
+        &self,
+        default_out: &str,
+        first: u64,
+    ) -> Option<fep_experiments::seeds::SeedsOptions> {
+        let count = self.seeds?;
+        let mut process = self.options();
+        process
+            .out
+            .get_or_insert_with(|| PathBuf::from(default_out));
+        Some(fep_experiments::seeds::SeedsOptions {
+            process,
+            train_config: self.train_config.clone(),
+            first,
+            count,
+            shard: self.seed_shard.unwrap_or(Shard::ALL),
+        })
+    }
+
     /// The library's options.
     pub fn options(&self) -> ProcessOptions {
         ProcessOptions {
@@ -100,6 +131,7 @@ impl ProcessArgs {
             steps: self.steps,
             no_baselines: self.no_baselines,
             save_steps: self.save_steps,
+            seed: None,
         }
     }
 }
@@ -472,4 +504,24 @@ impl EvaluateArgs {
             binarization: self.binarization,
         }
     }
+}
+
+/// `fep aggregate`.
+#[derive(Debug, Args)]
+pub struct AggregateArgs {
+    /// The folder holding seed-<s>/ results.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Which experiment the seeds ran.
+    #[arg(long, value_enum, default_value_t = AggregateKind::Transfer)]
+    pub kind: AggregateKind,
+}
+
+/// The experiments that run over seeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AggregateKind {
+    /// transfer-iso-classification.
+    Transfer,
+    /// iso-classification.
+    IsoClassification,
 }

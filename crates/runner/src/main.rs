@@ -11,12 +11,14 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand};
+use fep_experiments::io::read_json;
+use fep_experiments::seeds::{SeededExperiment, aggregate_iso, aggregate_transfer, run_seeds};
 use fep_experiments::{bench, demo, exact, process, report, surface, train_source};
 use fep_thermo::Multipliers;
 
 use args::{
-    BenchArgs, BenchWhat, DemoArgs, EvaluateArgs, ExactCommand, ProcessArgs, ReportArgs,
-    SurfaceAction, SurfaceArgs, TrainArgs,
+    AggregateArgs, AggregateKind, BenchArgs, BenchWhat, DemoArgs, EvaluateArgs, ExactCommand,
+    ProcessArgs, ReportArgs, SurfaceAction, SurfaceArgs, TrainArgs,
 };
 use backend::BackendChoice;
 
@@ -56,6 +58,8 @@ enum Command {
     Surface(SurfaceArgs),
     /// Any saved model on any data: R, D, C, -ELBO and accuracy with standard errors, fresh noise.
     Evaluate(EvaluateArgs),
+    /// Mean +- sd over the seed-<s>/ results of `--seeds` runs (aggregate.json).
+    Aggregate(AggregateArgs),
     /// docs/REPRODUCTION.md from the summaries under runs/ (figures copied beside it).
     Report(ReportArgs),
     /// Throughput of training, evaluation, Hessian-vector products and data loading; `bench reference` for the peer comparison.
@@ -190,6 +194,19 @@ fn merged(cfg: &surface::SurfaceConfig, out: &std::path::Path, device: String) -
     Ok(())
 }
 
+/// The seeds of `--seeds`, starting at the config's seed.
+fn seeds_of(
+    a: &ProcessArgs,
+    default_out: &str,
+    default_config: &str,
+) -> Result<Option<fep_experiments::seeds::SeedsOptions>> {
+    if a.seeds.is_none() {
+        return Ok(None);
+    }
+    let first = a.options().load_config(default_config)?.process.seed;
+    Ok(a.seeds_options(default_out, first))
+}
+
 /// Every command that computes, on backend B.
 fn run_on<B: AutodiffBackend>(device: &B::Device, command: &Command) -> Result<()> {
     match command {
@@ -224,17 +241,41 @@ fn run_on<B: AutodiffBackend>(device: &B::Device, command: &Command) -> Result<(
             print::files(&outcome.files);
         }
         Command::IsoClassification(a) => {
-            let outcome = process::iso_classification::<B>(device, &a.options())?;
-            print::iso_classification(&outcome.summary);
-            println!();
-            print::files(&outcome.files);
+            if let Some(seeds) = seeds_of(
+                a,
+                "runs/iso-classification",
+                "experiments/iso-classification.toml",
+            )? {
+                let file = run_seeds::<B>(device, SeededExperiment::IsoClassification, &seeds)?;
+                print::iso_aggregate(&read_json(&file)?);
+                print::files(&[file]);
+            } else {
+                let outcome = process::iso_classification::<B>(device, &a.options())?;
+                print::iso_classification(&outcome.summary);
+                println!();
+                print::files(&outcome.files);
+            }
         }
         Command::TransferIsoClassification(a) => {
-            let outcome = process::transfer::<B>(device, &a.options())?;
-            print::transfer(&outcome.summary);
-            println!();
-            print::files(&outcome.files);
+            if let Some(seeds) = seeds_of(
+                a,
+                "runs/transfer-iso-classification",
+                "experiments/transfer-iso-classification.toml",
+            )? {
+                let file = run_seeds::<B>(device, SeededExperiment::Transfer, &seeds)?;
+                print::transfer_aggregate(&read_json(&file)?);
+                print::files(&[file]);
+            } else {
+                let outcome = process::transfer::<B>(device, &a.options())?;
+                print::transfer(&outcome.summary);
+                println!();
+                print::files(&outcome.files);
+            }
         }
+        Command::Aggregate(a) => match a.kind {
+            AggregateKind::Transfer => print::transfer_aggregate(&aggregate_transfer(&a.out)?),
+            AggregateKind::IsoClassification => print::iso_aggregate(&aggregate_iso(&a.out)?),
+        },
         Command::Surface(a) => surface_command::<B>(device, a)?,
         Command::Evaluate(a) => {
             let s = fep_experiments::evaluate::evaluate::<B>(device, &a.options())?;

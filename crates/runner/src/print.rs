@@ -311,3 +311,54 @@ pub fn evaluation(s: &fep_experiments::evaluate::EvaluateSummary) {
     println!("  -ELBO = R + D     {:>10.4}", m.neg_elbo);
     println!("  accuracy          {:>9.2}%", 100.0 * m.accuracy);
 }
+
+/// The transfer over seeds: mean +- sd of every method, and which differences exceed the
+/// spread.
+pub fn transfer_aggregate(a: &fep_experiments::seeds::TransferAggregate) {
+    println!(
+        "transfer over seeds {:?} ({}): C0 on the test splits {}",
+        a.seeds,
+        a.device,
+        a.c0_test.show(1.0, 4)
+    );
+    println!(
+        "{:<28}{:>18}{:>18}{:>18}{:>18}{:>14}",
+        "method", "target %", "source %", "C (target)", "max |drift| %", "Adam steps"
+    );
+    for (name, m) in &a.methods {
+        println!(
+            "{name:<28}{:>18}{:>18}{:>18}{:>18}{:>14}",
+            m.target_accuracy.show(100.0, 2),
+            m.source_accuracy.show(100.0, 2),
+            m.classification.show(1.0, 4),
+            m.max_relative_drift
+                .as_ref()
+                .map_or_else(|| "-".into(), |d| d.show(100.0, 2)),
+            m.optimizer_steps
+                .as_ref()
+                .map_or_else(|| "-".into(), |d| format!("{:.0}", d.mean))
+        );
+    }
+    for line in fep_experiments::seeds::transfer_differences(a) {
+        println!("  {line}");
+    }
+}
+
+/// The iso-classification over seeds.
+pub fn iso_aggregate(a: &fep_experiments::seeds::IsoAggregate) {
+    println!(
+        "iso-classification over seeds {:?} ({}): C0 on the test split {}",
+        a.seeds,
+        a.device,
+        a.c0_test.show(1.0, 4)
+    );
+    println!(
+        "  max |drift| of C (test split, fresh noise): iso-classification {}%, naive {}%",
+        a.max_relative_drift.show(100.0, 2),
+        a.naive_max_relative_drift.show(100.0, 2)
+    );
+    println!(
+        "  relative change of R along the path: {}%",
+        a.rate_relative_change.show(100.0, 1)
+    );
+}

@@ -317,6 +317,8 @@ pub struct ProcessOptions {
     pub no_baselines: bool,
     /// Save the path's model after every step under `steps/`.
     pub save_steps: bool,
+    /// Override the seed of the process.
+    pub seed: Option<u64>,
 }
 
 impl ProcessOptions {
@@ -336,6 +338,9 @@ impl ProcessOptions {
         }
         if let Some(n) = self.steps {
             cfg.process.steps = n;
+        }
+        if let Some(seed) = self.seed {
+            cfg.process.seed = seed;
         }
         if self.no_baselines {
             cfg.baselines.fine_tune = false;

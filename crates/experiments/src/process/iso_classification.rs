@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{ISO_CLASSIFICATION, ProcessConfig, ProcessOptions, setup};
 use super::trace::{
-    ChartSpec, EquilibriumTally, TraceRow, trace_process, write_trace, write_trace_charts,
+    ChartSpec, EquilibriumTally, Observer, TraceRow, trace_process, write_trace, write_trace_charts,
 };
 use crate::Outcome;
 use crate::error::{Result, invalid};
@@ -133,9 +133,11 @@ pub fn iso_classification<B: AutodiffBackend>(
         path,
         ConstraintKind::IsoClassification,
         cfg.process.continuation(&cfg.ift),
-        domains,
-        cfg.process.test_measure(),
-        Some(&setup.saver),
+        &Observer {
+            domains,
+            test: cfg.process.test_measure(),
+            saver: Some(&setup.saver),
+        },
         "iso-classification",
     )?;
     let process_wall = clock.elapsed().as_secs_f64();
@@ -163,9 +165,11 @@ pub fn iso_classification<B: AutodiffBackend>(
         path,
         ConstraintKind::FixedGamma,
         naive_continuation,
-        domains,
-        cfg.process.test_measure(),
-        None,
+        &Observer {
+            domains,
+            test: cfg.process.test_measure(),
+            saver: None,
+        },
         "naive (gamma fixed)",
     )?;
     write_trace(out, "naive", &naive.rows)?;

@@ -170,11 +170,14 @@ pub(crate) fn trace_process<B: AutodiffBackend>(
     path: ProcessPath,
     constraint: ConstraintKind,
     continuation: Continuation,
-    domains: &Domains,
-    how: TestMeasure,
-    saver: Option<&ModelSaver>,
+    observer: &Observer,
     label: &str,
 ) -> Result<Traced> {
+    let Observer {
+        domains,
+        test: how,
+        saver,
+    } = *observer;
     let moves_data = path.moves_data();
     let mut process = Process::new(system, start, path, constraint, continuation)
         .context_with(|| format!("{label} process"))?;
@@ -235,6 +238,17 @@ pub(crate) fn trace_process<B: AutodiffBackend>(
         c0: result.target,
         controller_max_relative_drift: result.max_relative_drift,
     })
+}
+
+/// What is measured and saved between the steps of a process.
+#[derive(Clone, Copy)]
+pub(crate) struct Observer<'a> {
+    /// The domains whose test splits every row is measured on.
+    pub domains: &'a Domains,
+    /// How.
+    pub test: TestMeasure,
+    /// Where the path's models go after every step (with `--save-steps`), if anywhere.
+    pub saver: Option<&'a ModelSaver>,
 }
 
 /// Where and how the models of a run are saved.

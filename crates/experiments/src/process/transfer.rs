@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::baselines::{BaselineBudget, fine_tune, paper_heuristic, spend_the_rest};
 use super::config::{ProcessConfig, ProcessOptions, TRANSFER, setup};
 use super::trace::{
-    ChartSpec, EquilibriumTally, HeldValues, TraceRow, max_controller_drift, max_drift,
+    ChartSpec, EquilibriumTally, HeldValues, Observer, TraceRow, max_controller_drift, max_drift,
     trace_process, write_trace, write_trace_charts,
 };
 use crate::Outcome;
@@ -204,9 +204,11 @@ pub fn transfer<B: AutodiffBackend>(
         path,
         ConstraintKind::IsoClassification,
         cfg.process.continuation(&cfg.ift),
-        domains,
-        cfg.process.test_measure(),
-        Some(&setup.saver),
+        &Observer {
+            domains,
+            test: cfg.process.test_measure(),
+            saver: Some(&setup.saver),
+        },
         "transfer",
     )?;
     let c0 = traced.c0;
@@ -314,9 +316,11 @@ pub fn transfer<B: AutodiffBackend>(
                     path,
                     ConstraintKind::FixedGamma,
                     continuation,
-                    domains,
-                    how,
-                    None,
+                    &Observer {
+                        domains,
+                        test: how,
+                        saver: None,
+                    },
                     "schedule only",
                 )?;
                 let mut rows = traced.rows;

@@ -156,10 +156,13 @@ pub struct SurfaceChecks {
     pub concavity: CheckSummary,
     /// [`first_law`].
     pub first_law: CheckSummary,
+    /// [`minimality`].
+    #[serde(default)]
+    pub minimality: CheckSummary,
 }
 
 /// The names of the checks, in the order of [`SurfaceChecks::named`].
-pub const CHECK_NAMES: [&str; 7] = [
+pub const CHECK_NAMES: [&str; 8] = [
     "distortion_decreasing_in_lambda",
     "classification_decreasing_in_gamma",
     "envelope_lambda",
@@ -167,11 +170,12 @@ pub const CHECK_NAMES: [&str; 7] = [
     "maxwell",
     "concavity",
     "first_law",
+    "minimality",
 ];
 
 impl SurfaceChecks {
     /// Every check with its name, in declaration order.
-    pub fn named(&self) -> [(&'static str, CheckSummary); 7] {
+    pub fn named(&self) -> [(&'static str, CheckSummary); 8] {
         let s = [
             self.distortion_decreasing_in_lambda,
             self.classification_decreasing_in_gamma,
@@ -180,6 +184,7 @@ impl SurfaceChecks {
             self.maxwell,
             self.concavity,
             self.first_law,
+            self.minimality,
         ];
         std::array::from_fn(|k| (CHECK_NAMES[k], s[k]))
     }
@@ -204,6 +209,7 @@ impl SurfaceChecks {
             maxwell: summary(CHECK_NAMES[4]),
             concavity: summary(CHECK_NAMES[5]),
             first_law: summary(CHECK_NAMES[6]),
+            minimality: summary(CHECK_NAMES[7]),
         }
     }
 }
@@ -219,6 +225,7 @@ impl SurfaceGrid {
         out.extend(maxwell(self, settings));
         out.extend(concavity(self, settings));
         out.extend(first_law(self, settings));
+        out.extend(minimality(self, settings));
         Ok(out)
     }
 
@@ -754,6 +761,40 @@ pub fn first_law(grid: &SurfaceGrid, settings: CheckSettings) -> Vec<Place> {
         }
     }
     out
+}
+
+/// Minimality, `F(m_a) = min_theta J(theta; m_a) <= J(theta_b; m_a)`: every measured
+/// point must be at least as good for its own objective as each grid neighbour's
+/// parameters, `J(theta_b; m_a) = R_b + lambda_a D_b + gamma_a C_b`; residual
+/// `max(F_a - J(theta_b; m_a), 0)` for both directions of every edge (nats). It needs no
+/// derivative, so it has no discretisation error: a violation beyond the noise shows
+/// directly that a point is not the minimum of its objective (not at equilibrium).
+pub fn minimality(grid: &SurfaceGrid, settings: CheckSettings) -> Vec<Place> {
+    let edges = edge_starts(grid, Axis::Lambda)
+        .map(|a| (a, next(Axis::Lambda, a)))
+        .chain(edge_starts(grid, Axis::Gamma).map(|a| (a, next(Axis::Gamma, a))));
+    edges
+        .flat_map(|(a, b)| [(a, b), (b, a)])
+        .map(|(a, b)| {
+            let pa = &grid.points[a.0][a.1];
+            let mut c = Combination::default();
+            c.add(a, F, 1.0);
+            c.add(b, R, -1.0);
+            c.add(b, D, -pa.lambda);
+            c.add(b, C, -pa.gamma);
+            let residual = c.value(grid).max(0.0);
+            finish(
+                grid,
+                settings,
+                CHECK_NAMES[7],
+                a,
+                Some(b),
+                residual,
+                0.0,
+                c.noise(grid),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,375 @@
+//! Several seeds of a whole experiment (source training and process), as independent
+//! jobs: each seed writes `<out>/seed-<s>/` (its `train-source/` inside), any subset of
+//! the seeds can run as one task of a job array (`--seed-shard i/n`), and the aggregate
+//! of every finished seed (mean, standard deviation and per-seed values of each number of
+//! the tables) is written to `<out>/aggregate.json` after each task and by `fep aggregate`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::AutodiffBackend;
+use fep_thermo::Shard;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, invalid};
+use crate::io::{read_json, write_json};
+use crate::process::{
+    IsoClassificationSummary, MethodResult, ProcessOptions, TransferSummary, iso_classification,
+    transfer,
+};
+use crate::train_source::{CHECKPOINT, TrainSourceOptions, train_source};
+
+/// Mean, sample standard deviation and the per-seed values of one number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Mean over seeds.
+    pub mean: f64,
+    /// Sample standard deviation over seeds (0 for one seed).
+    pub sd: f64,
+    /// The value of each seed, in the order of `seeds`.
+    pub values: Vec<f64>,
+}
+
+impl Spread {
+    /// The spread of `values`.
+    pub fn of(values: Vec<f64>) -> Self {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n.max(1.0);
+        let sd = if values.len() > 1 {
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
+        Self { mean, sd, values }
+    }
+
+    /// `mean +- sd` with `digits` decimals (scaled by `scale`, e.g. 100 for percent).
+    pub fn show(&self, scale: f64, digits: usize) -> String {
+        format!(
+            "{:.*} +- {:.*}",
+            digits,
+            scale * self.mean,
+            digits,
+            scale * self.sd
+        )
+    }
+
+    /// Whether `self` and `other` differ by more than the sum of their standard
+    /// deviations (a difference inside the spread is no difference).
+    pub fn differs_from(&self, other: &Spread) -> bool {
+        (self.mean - other.mean).abs() > self.sd + other.sd
+    }
+}
+
+/// The numbers of one method of the transfer over seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodSpread {
+    /// Accuracy on the target test set.
+    pub target_accuracy: Spread,
+    /// Accuracy on the source test set.
+    pub source_accuracy: Spread,
+    /// R on the target test set.
+    pub rate: Spread,
+    /// D on the target test set.
+    pub distortion: Spread,
+    /// C on the target test set.
+    pub classification: Spread,
+    /// Largest drift of C on p_t, on the test splits with fresh noise.
+    pub max_relative_drift: Option<Spread>,
+    /// Adam steps spent.
+    pub optimizer_steps: Option<Spread>,
+}
+
+fn spread_of<T>(items: &[T], get: impl Fn(&T) -> f64) -> Spread {
+    Spread::of(items.iter().map(get).collect())
+}
+
+fn optional_spread<T>(items: &[T], get: impl Fn(&T) -> Option<f64>) -> Option<Spread> {
+    items
+        .iter()
+        .map(get)
+        .collect::<Option<Vec<f64>>>()
+        .map(Spread::of)
+}
+
+impl MethodSpread {
+    fn of(results: &[&MethodResult]) -> Self {
+        Self {
+            target_accuracy: spread_of(results, |r| r.target_accuracy),
+            source_accuracy: spread_of(results, |r| r.source_accuracy),
+            rate: spread_of(results, |r| r.target.rate),
+            distortion: spread_of(results, |r| r.target.distortion),
+            classification: spread_of(results, |r| r.target.classification),
+            max_relative_drift: optional_spread(results, |r| r.max_relative_drift),
+            optimizer_steps: optional_spread(results, |r| r.optimizer_steps.map(|n| n as f64)),
+        }
+    }
+}
+
+/// `aggregate.json` of a transfer over seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferAggregate {
+    /// The seeds aggregated.
+    pub seeds: Vec<u64>,
+    /// C0 on the test splits with fresh noise.
+    pub c0_test: Spread,
+    /// Each method that ran for every seed, in table order.
+    pub methods: Vec<(String, MethodSpread)>,
+    /// Backend and device of the first seed.
+    pub device: String,
+}
+
+/// `aggregate.json` of an iso-classification over seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IsoAggregate {
+    /// The seeds aggregated.
+    pub seeds: Vec<u64>,
+    /// C0 on the test split with fresh noise.
+    pub c0_test: Spread,
+    /// Largest drift of C along the iso-classification path (test split, fresh noise).
+    pub max_relative_drift: Spread,
+    /// The same along the naive path.
+    pub naive_max_relative_drift: Spread,
+    /// Relative change of R along the path.
+    pub rate_relative_change: Spread,
+    /// Backend and device of the first seed.
+    pub device: String,
+}
+
+/// The seed folders under `out` that hold a finished summary, in seed order.
+fn finished<T: serde::de::DeserializeOwned>(out: &Path) -> Result<Vec<(u64, T)>> {
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(out)
+        .map_err(|e| invalid(format!("cannot list {}: {e}", out.display())))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(seed) = name
+            .strip_prefix("seed-")
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let summary = entry.path().join("summary.json");
+        if summary.is_file() {
+            found.push((seed, read_json::<T>(&summary)?));
+        }
+    }
+    found.sort_by_key(|(s, _)| *s);
+    if found.is_empty() {
+        return Err(invalid(format!(
+            "no finished seed under {} (expected seed-<s>/summary.json)",
+            out.display()
+        )));
+    }
+    Ok(found)
+}
+
+/// Aggregates every finished transfer seed under `out` into `<out>/aggregate.json`.
+pub fn aggregate_transfer(out: &Path) -> Result<TransferAggregate> {
+    let runs: Vec<(u64, TransferSummary)> = finished(out)?;
+    let summaries: Vec<&TransferSummary> = runs.iter().map(|(_, s)| s).collect();
+    let mut methods = vec![(
+        "iso-classification (ours)".to_string(),
+        MethodSpread::of(&summaries.iter().map(|s| &s.process).collect::<Vec<_>>()),
+    )];
+    let names: Vec<&str> = summaries[0]
+        .baselines
+        .named()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    for name in names {
+        let results: Option<Vec<&MethodResult>> = summaries
+            .iter()
+            .map(|s| {
+                s.baselines
+                    .named()
+                    .into_iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, r)| r)
+            })
+            .collect();
+        if let Some(results) = results {
+            methods.push((name.to_string(), MethodSpread::of(&results)));
+        }
+    }
+    let aggregate = TransferAggregate {
+        seeds: runs.iter().map(|(s, _)| *s).collect(),
+        c0_test: spread_of(&summaries, |s| s.c0_test),
+        methods,
+        device: summaries[0].device.clone(),
+    };
+    write_json(&out.join("aggregate.json"), &aggregate)?;
+    Ok(aggregate)
+}
+
+/// Aggregates every finished iso-classification seed under `out`.
+pub fn aggregate_iso(out: &Path) -> Result<IsoAggregate> {
+    let runs: Vec<(u64, IsoClassificationSummary)> = finished(out)?;
+    let summaries: Vec<&IsoClassificationSummary> = runs.iter().map(|(_, s)| s).collect();
+    let aggregate = IsoAggregate {
+        seeds: runs.iter().map(|(s, _)| *s).collect(),
+        c0_test: spread_of(&summaries, |s| s.c0_test),
+        max_relative_drift: spread_of(&summaries, |s| s.max_relative_drift),
+        naive_max_relative_drift: spread_of(&summaries, |s| s.naive.max_relative_drift),
+        rate_relative_change: spread_of(&summaries, |s| s.rate_relative_change),
+        device: summaries[0].device.clone(),
+    };
+    write_json(&out.join("aggregate.json"), &aggregate)?;
+    Ok(aggregate)
+}
+
+/// Which experiment runs over seeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeededExperiment {
+    /// `transfer-iso-classification`.
+    Transfer,
+    /// `iso-classification`.
+    IsoClassification,
+}
+
+/// Seeds of a whole experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedsOptions {
+    /// The process's options (config, data, steps...; `out` is the aggregate's folder).
+    pub process: ProcessOptions,
+    /// The source training's config.
+    pub train_config: PathBuf,
+    /// The first seed (seeds are `first .. first + count`).
+    pub first: u64,
+    /// Number of seeds.
+    pub count: usize,
+    /// The part of the seeds this job runs.
+    pub shard: Shard,
+}
+
+impl SeedsOptions {
+    /// The seeds of this job: its contiguous share of `first .. first + count`.
+    pub fn my_seeds(&self) -> Vec<u64> {
+        let all: Vec<u64> = (0..self.count as u64).map(|k| self.first + k).collect();
+        let n = all.len();
+        let (k, of) = (self.shard.index, self.shard.count.max(1));
+        all[k * n / of..(k + 1) * n / of].to_vec()
+    }
+}
+
+/// Runs this job's seeds one after another (source training, then the process, each in
+/// `<out>/seed-<s>/`), then aggregates every finished seed under `<out>`.
+pub fn run_seeds<B: AutodiffBackend>(
+    device: &B::Device,
+    experiment: SeededExperiment,
+    options: &SeedsOptions,
+) -> Result<PathBuf> {
+    let out = options
+        .process
+        .out
+        .clone()
+        .ok_or_else(|| invalid("--seeds needs --out (the folder of the seeds)"))?;
+    for seed in options.my_seeds() {
+        let dir = out.join(format!("seed-{seed}"));
+        let train_dir = dir.join("train-source");
+        tracing::info!("seed {seed}: source training in {}", train_dir.display());
+        train_source::<B>(
+            device,
+            &TrainSourceOptions {
+                config: options.train_config.clone(),
+                data_dir: options.process.data_dir.clone(),
+                out: train_dir.clone(),
+                force: options.process.force,
+                resume: false,
+                epochs: None,
+                seed: Some(seed),
+            },
+        )?;
+        let process = ProcessOptions {
+            source: Some(train_dir.join(CHECKPOINT)),
+            out: Some(dir.clone()),
+            seed: Some(seed),
+            force: true,
+            ..options.process.clone()
+        };
+        match experiment {
+            SeededExperiment::Transfer => {
+                transfer::<B>(device, &process)?;
+            }
+            SeededExperiment::IsoClassification => {
+                iso_classification::<B>(device, &process)?;
+            }
+        }
+    }
+    match experiment {
+        SeededExperiment::Transfer => aggregate_transfer(&out)?,
+        SeededExperiment::IsoClassification => {
+            aggregate_iso(&out)?;
+            return Ok(out.join("aggregate.json"));
+        }
+    };
+    Ok(out.join("aggregate.json"))
+}
+
+/// Differences between our method and each other method, in words: which exceed the
+/// spread over seeds and which do not.
+pub fn transfer_differences(a: &TransferAggregate) -> Vec<String> {
+    let Some((ours_name, ours)) = a.methods.first() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, m) in a.methods.iter().skip(1) {
+        for (what, x, y) in [
+            ("target accuracy", &ours.target_accuracy, &m.target_accuracy),
+            ("source accuracy", &ours.source_accuracy, &m.source_accuracy),
+        ] {
+            let verdict = if x.differs_from(y) {
+                "exceeds the spread over seeds"
+            } else {
+                "is inside the spread over seeds: no difference"
+            };
+            out.push(format!(
+                "{what}: {ours_name} {}% vs {name} {}%: the difference {verdict}",
+                x.show(100.0, 2),
+                y.show(100.0, 2)
+            ));
+        }
+    }
+    out
+}
+
+/// The map of a method's spreads by name (for lookups in tests and reports).
+pub fn methods_by_name(a: &TransferAggregate) -> BTreeMap<&str, &MethodSpread> {
+    a.methods.iter().map(|(n, m)| (n.as_str(), m)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_mean_and_sample_sd() {
+        let s = Spread::of(vec![1.0, 2.0, 3.0, 6.0]);
+        assert!((s.mean - 3.0).abs() < 1e-12);
+        // Sample variance: (4 + 1 + 0 + 9) / 3.
+        assert!((s.sd - (14.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(Spread::of(vec![2.5]).sd, 0.0);
+        assert_eq!(s.show(100.0, 1), "300.0 +- 216.0");
+        let t = Spread::of(vec![3.0, 3.2, 2.9, 3.1]);
+        assert!(!s.differs_from(&t));
+        let far = Spread::of(vec![30.0, 31.0, 29.0]);
+        assert!(s.differs_from(&far));
+    }
+
+    #[test]
+    fn seed_shards_partition_the_seeds() {
+        let mut all = Vec::new();
+        for k in 0..3 {
+            let o = SeedsOptions {
+                process: ProcessOptions::default(),
+                train_config: PathBuf::new(),
+                first: 10,
+                count: 5,
+                shard: Shard { index: k, count: 3 },
+            };
+            all.extend(o.my_seeds());
+        }
+        assert_eq!(all, vec![10, 11, 12, 13, 14]);
+    }
+}

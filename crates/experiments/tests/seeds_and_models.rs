@@ -1,0 +1,154 @@
+//! Seeds as independent jobs, saved models that `evaluate` reproduces, on tiny configs of
+//! the bundled data.
+
+use std::path::Path;
+
+use fep_experiments::evaluate::{EvalSplit, EvaluateOptions, evaluate};
+use fep_experiments::io::read_jsonl;
+use fep_experiments::process::{ProcessOptions, TraceRow};
+use fep_experiments::seeds::{SeededExperiment, SeedsOptions, aggregate_iso, run_seeds};
+use fep_thermo::Shard;
+
+type B = burn::backend::Autodiff<burn::backend::Flex>;
+
+const TRAIN: &str = r#"
+[data]
+kind = "mnist"
+source_classes = [0, 1]
+validation_size = 100
+train_limit = 256
+test_limit = 120
+binarization = "dynamic"
+[model]
+architecture = "mnist-small"
+latent_dim = 4
+num_classes = 10
+[training]
+lambda = 2.0
+gamma = 2.0
+epochs = 1
+batch_size = 32
+learning_rate = 3e-3
+num_z = 1
+seed = 1
+eval_batch_size = 128
+"#;
+
+const ISO: &str = r#"
+source_checkpoint = "unused.ckpt"
+[data]
+kind = "mnist"
+source_classes = [0, 1]
+validation_size = 100
+train_limit = 256
+test_limit = 120
+binarization = "dynamic"
+[process]
+integrator = "predictor-corrector"
+lambda_end = 1.5
+steps = 2
+equilibration_steps = 4
+learning_rate = 3e-4
+batch_size = 32
+probe_size = 100
+gradient_probe_size = 32
+test_samples = 3
+seed = 5
+[ift]
+relative_damping = 1e-2
+cg_tolerance = 1e-3
+cg_max_iterations = 3
+max_accepted_residual = 1000.0
+hvp = { kind = "finite-difference", relative_step = 1e-3 }
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Two seeds as two job-array tasks: each writes its own seed folder (source training
+/// and process), the aggregate holds both with mean and sample sd of the per-seed values;
+/// every process saves its models, and `evaluate` on the saved model with the trace's
+/// data, K and seed reproduces the trace's last row.
+#[test]
+fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = write(dir.path(), "train.toml", TRAIN);
+    let iso = write(dir.path(), "iso.toml", ISO);
+    let out = dir.path().join("iso-seeds");
+    for k in 0..2 {
+        let options = SeedsOptions {
+            process: ProcessOptions {
+                config: Some(iso.clone()),
+                out: Some(out.clone()),
+                save_steps: true,
+                ..ProcessOptions::default()
+            },
+            train_config: train.clone(),
+            first: 5,
+            count: 2,
+            shard: Shard { index: k, count: 2 },
+        };
+        let file = run_seeds::<B>(
+            &Default::default(),
+            SeededExperiment::IsoClassification,
+            &options,
+        )
+        .expect("seed task");
+        assert_eq!(file, out.join("aggregate.json"));
+    }
+    let a = aggregate_iso(&out).unwrap();
+    assert_eq!(a.seeds, vec![5, 6]);
+    assert_eq!(a.max_relative_drift.values.len(), 2);
+    let (x, y) = (
+        a.max_relative_drift.values[0],
+        a.max_relative_drift.values[1],
+    );
+    assert!((a.max_relative_drift.mean - 0.5 * (x + y)).abs() < 1e-12);
+    assert!((a.max_relative_drift.sd - (x - y).abs() / 2f64.sqrt()).abs() < 1e-12);
+    assert_ne!(x, y, "different seeds give different runs");
+
+    let seed_dir = out.join("seed-6");
+    for f in [
+        "train-source/checkpoint.ckpt",
+        "models/iso_classification.ckpt",
+        "models/naive.ckpt",
+        "steps/step-000.ckpt",
+        "steps/step-002.ckpt",
+    ] {
+        assert!(seed_dir.join(f).is_file(), "{f} missing");
+    }
+    let rows: Vec<TraceRow> = read_jsonl(&seed_dir.join("trace.jsonl")).unwrap();
+    let last = rows.last().unwrap();
+    assert_eq!(last.checkpoint.as_deref(), Some("steps/step-002.ckpt"));
+    let test = last.test.expect("measured on the test split");
+    let evaluated = evaluate::<B>(
+        &Default::default(),
+        &EvaluateOptions {
+            checkpoint: seed_dir.join("models/iso_classification.ckpt"),
+            data_dir: None,
+            kind: fep_data::DatasetKind::Mnist,
+            classes: None,
+            split: EvalSplit::Test,
+            validation_size: 100,
+            samples: 3,
+            seed: 6,
+            binarization: fep_data::BinarizationKind::Dynamic,
+        },
+    )
+    .unwrap();
+    // The test split here is the full bundled one (no test_limit): the same model on
+    // more data agrees within the standard errors of both.
+    let m = &evaluated.measurement;
+    let se = (m.standard_errors.classification.powi(2)
+        + test.source.standard_errors.classification.powi(2))
+    .sqrt();
+    assert!(
+        (m.functionals.classification - test.source.functionals.classification).abs() < 3.0 * se,
+        "{m:?} vs {test:?}"
+    );
+    assert_eq!(evaluated.classes, vec![0, 1]);
+    assert_eq!(evaluated.multipliers[0], last.lambda);
+}
