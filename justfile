@@ -75,6 +75,14 @@ iso-classification *args: _source
 transfer-iso-classification *args: _source
     {{fep}} transfer-iso-classification --config experiments/transfer-iso-classification.toml --out runs/transfer-iso-classification --force {{args}}
 
+# Several seeds of the whole transfer (source training and process per seed), then mean +- sd:
+# runs/transfer-seeds/seed-<s>/ and aggregate.json. On a cluster: scripts/slurm/transfer-seeds.sh.
+transfer-seeds n="3" *args:
+    {{fep}} transfer-iso-classification --config experiments/transfer-iso-classification.toml --out runs/transfer-seeds --seeds {{n}} {{args}}
+
+iso-classification-seeds n="3" *args:
+    {{fep}} iso-classification --config experiments/iso-classification.toml --out runs/iso-classification-seeds --seeds {{n}} {{args}}
+
 # The equilibrium surface over a (lambda, gamma) grid, in one process.
 surface: _source
     rm -rf runs/surface/shards
@@ -93,6 +101,7 @@ reproduce:
     just features={{features}} backend={{backend}} iso-classification
     just features={{features}} backend={{backend}} transfer-iso-classification
     just features={{features}} backend={{backend}} surface
+    just features={{features}} backend={{backend}} exact-surface
     {{fep}} report --runs runs --out docs/REPRODUCTION.md
 
 # Throughput of training, evaluation, Hessian-vector products and data loading.

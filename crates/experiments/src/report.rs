@@ -13,6 +13,7 @@ use crate::findings::{self, SurfaceContext};
 use crate::io::read_json;
 use crate::process::{IsoClassificationSummary, MethodResult, TransferSummary};
 use crate::provenance::machine;
+use crate::seeds::TransferAggregate;
 use crate::surface::SurfaceSummary;
 use crate::train_source::TrainSourceSummary;
 
@@ -389,6 +390,46 @@ fn surface_section(md: &mut String, s: &SurfaceSummary, fig: &Figures) -> Result
     Ok(())
 }
 
+fn transfer_seeds_section(md: &mut String, a: &TransferAggregate) -> Result<()> {
+    writeln!(
+        md,
+        "Seeds {:?} (each: its own source training and process), `{}`; mean +- sample standard deviation over seeds. C0 on the test splits: {}.\n",
+        a.seeds,
+        a.device,
+        a.c0_test.show(1.0, 4)
+    )
+    .map_err(fmt_error)?;
+    writeln!(
+        md,
+        "| method | target accuracy (%) | source accuracy (%) | R | D | C | max drift of C on p_t (%) | Adam steps |\n|---|---|---|---|---|---|---|---|"
+    )
+    .map_err(fmt_error)?;
+    for (name, m) in &a.methods {
+        writeln!(
+            md,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+            m.target_accuracy.show(100.0, 2),
+            m.source_accuracy.show(100.0, 2),
+            m.rate.show(1.0, 2),
+            m.distortion.show(1.0, 2),
+            m.classification.show(1.0, 4),
+            m.max_relative_drift
+                .as_ref()
+                .map_or_else(|| "-".into(), |d| d.show(100.0, 2)),
+            m.optimizer_steps
+                .as_ref()
+                .map_or_else(|| "-".into(), |d| format!("{:.0}", d.mean)),
+        )
+        .map_err(fmt_error)?;
+    }
+    writeln!(md).map_err(fmt_error)?;
+    for line in crate::seeds::transfer_differences(a) {
+        writeln!(md, "- {line}").map_err(fmt_error)?;
+    }
+    writeln!(md).map_err(fmt_error)?;
+    Ok(())
+}
+
 fn exact_surface_section(md: &mut String, s: &ExactSurfaceSummary, fig: &Figures) -> Result<()> {
     writeln!(
         md,
@@ -478,6 +519,11 @@ pub fn report(options: &ReportOptions) -> Result<PathBuf> {
     match summary::<TransferSummary>(&runs.join("transfer-iso-classification"))? {
         Some(s) => transfer_section(&mut md, &s, &fig)?,
         None => not_run(&mut md)?,
+    }
+    let seeds = runs.join("transfer-seeds").join("aggregate.json");
+    if seeds.is_file() {
+        writeln!(md, "### Transfer over seeds (`just transfer-seeds`)\n").map_err(fmt_error)?;
+        transfer_seeds_section(&mut md, &read_json(&seeds)?)?;
     }
     writeln!(md, "## 4. Equilibrium surface (`just surface`)\n").map_err(fmt_error)?;
     match summary::<SurfaceSummary>(&runs.join("surface"))? {

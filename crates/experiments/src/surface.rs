@@ -407,7 +407,14 @@ pub fn merge(cfg: &SurfaceConfig, out: &Path, device: String) -> Result<Outcome<
     ];
     let mut fits = BTreeMap::new();
     for (name, get) in quantities {
-        fits.insert(name.to_string(), QuadraticFit::fit(&grid, get)?);
+        // A grid with fewer than three values on an axis has no quadratic fit: the
+        // summary then holds none (the checks and the pictures do not use it).
+        match QuadraticFit::fit(&grid, get) {
+            Ok(fit) => {
+                fits.insert(name.to_string(), fit);
+            }
+            Err(e) => tracing::info!("no quadratic fit of {name}: {e}"),
+        }
     }
     let summary = SurfaceSummary {
         lambdas: cfg.grid.lambdas.clone(),

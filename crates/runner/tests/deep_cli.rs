@@ -193,7 +193,7 @@ fn train_source_errors_name_the_file_and_the_problem() {
 }
 
 #[test]
-fn short_transfer_holds_c_within_five_percent_at_every_step() {
+fn short_transfer_on_disjoint_classes_is_measured_apart_from_the_controller() {
     let dir = tempfile::tempdir().unwrap();
     // A source near its equilibrium (16 epochs): from an under-trained one C falls with any
     // further training, whatever gamma, and no multiplier can hold it.
@@ -211,15 +211,14 @@ fn short_transfer_holds_c_within_five_percent_at_every_step() {
         src.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    // Target: the same two digits drawn from the other end of the training split, so the
-    // constraint is feasible within a tiny budget.
+    // Target: two other digits, disjoint from the source's.
     let transfer = format!(
         r#"
 source_checkpoint = "{}"
 [data]
 kind = "mnist"
 source_classes = [0, 1]
-target_classes = [1, 0]
+target_classes = [2, 3]
 validation_size = 64
 train_limit = 256
 test_limit = 64
@@ -280,14 +279,56 @@ hvp = {{ kind = "finite-difference", relative_step = 1e-3 }}
         .collect();
     assert!(rows.len() >= 3, "start plus two steps: {}", rows.len());
     assert!((rows.last().unwrap()["t"].as_f64().unwrap() - 1.0).abs() < 1e-9);
-    // The issue's bound: C on p_t within 5% of C0 at every step (the corrector aims at 4%).
+    // C on p_t measured apart from the controller: on both test splits with fresh noise,
+    // mixed at the step's t, against C0 measured the same way at the start.
+    let c0_test = s["c0_test"].as_f64().unwrap();
+    let mut largest: f64 = 0.0;
     for r in &rows {
-        let d = r["relative_drift"].as_f64().unwrap();
-        assert!(d.abs() <= 0.05, "step drifted {d}: {r}");
-        assert!(r["converged"].as_bool().unwrap(), "{r}");
+        let test = &r["test"];
+        let t = r["t"].as_f64().unwrap();
+        let (cs, ct) = (
+            test["source"]["classification"].as_f64().unwrap(),
+            test["target"]["classification"].as_f64().unwrap(),
+        );
+        let mixed = (1.0 - t) * cs + t * ct;
+        assert!(
+            (test["classification"].as_f64().unwrap() - mixed).abs() < 1e-9,
+            "{r}"
+        );
+        let drift = (mixed - c0_test) / c0_test;
+        assert!(
+            (test["relative_drift"].as_f64().unwrap() - drift).abs() < 1e-9,
+            "{r}"
+        );
+        assert!(test["classification_se"].as_f64().unwrap() > 0.0, "{r}");
+        largest = largest.max(drift.abs());
+        eprintln!(
+            "t {t:.3}: independent drift {:+.2}%, controller's {:+.2}%",
+            100.0 * drift,
+            100.0 * r["controller_relative_drift"].as_f64().unwrap()
+        );
     }
-    assert!((s["max_relative_drift"].as_f64().unwrap()) <= 0.05);
-    assert_eq!(s["unconverged_steps"].as_u64().unwrap(), 0);
+    assert!((s["max_relative_drift"].as_f64().unwrap() - largest).abs() < 1e-12);
+    // (No bound is asserted: on two unseen digits with this tiny budget C is not held;
+    // docs/REPRODUCTION.md reports by how much at the default config.)
+    // Every method spends exactly the process's Adam steps, and saves its model.
+    let budget = s["budget"]["optimizer_steps"].as_u64().unwrap();
+    assert_eq!(s["final"]["optimizer_steps"].as_u64(), Some(budget));
+    for method in [
+        "fine_tune",
+        "paper_heuristic",
+        "schedule_only",
+        "fine_tune_at_end",
+    ] {
+        let b = &s["baselines"][method];
+        assert_eq!(b["optimizer_steps"].as_u64(), Some(budget), "{method}: {b}");
+        assert!(b["max_relative_drift"].is_f64(), "{method}");
+        assert!(
+            out.join(format!("models/{method}.ckpt")).is_file(),
+            "{method}"
+        );
+    }
+    assert!(out.join("models/iso_classification.ckpt").is_file());
     // Equilibrium is measured at every accepted point and counted in the summary.
     let mut spent = 0;
     for r in &rows[1..] {

@@ -446,6 +446,35 @@ pub(crate) fn write_trace_charts(
     traces: &[(&str, &[TraceRow])],
     spec: &ChartSpec,
 ) -> Result<Vec<PathBuf>> {
+    let mut written = charts_against(dir, traces, spec, Axis::T)?;
+    // The same charts on the axis every method shares: Adam steps spent.
+    written.extend(charts_against(dir, traces, spec, Axis::AdamSteps)?);
+    Ok(written)
+}
+
+/// The x axis of trace charts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Axis {
+    /// The trace's t (data position, s, or budget fraction).
+    T,
+    /// Adam steps spent so far (common to every method).
+    AdamSteps,
+}
+
+fn charts_against(
+    dir: &Path,
+    traces: &[(&str, &[TraceRow])],
+    spec: &ChartSpec,
+    axis: Axis,
+) -> Result<Vec<PathBuf>> {
+    let x = |r: &TraceRow| match axis {
+        Axis::T => r.t,
+        Axis::AdamSteps => r.optimizer_steps as f64,
+    };
+    let (suffix, x_label) = match axis {
+        Axis::T => ("", spec.x_label),
+        Axis::AdamSteps => ("_by_steps", "Adam steps spent"),
+    };
     let mut written = Vec::new();
     type Get = fn(&TraceRow) -> f64;
     let panels: [(&str, &str, Get); 6] = [
@@ -470,7 +499,7 @@ pub(crate) fn write_trace_charts(
             .enumerate()
             .map(|(i, (name, rows))| Series {
                 label: name.to_string(),
-                points: rows.iter().map(|r| (r.t, get(r))).collect(),
+                points: rows.iter().map(|r| (x(r), get(r))).collect(),
                 mark: if i == 0 { Mark::ThickLine } else { Mark::Line },
                 color: i,
             })
@@ -482,7 +511,7 @@ pub(crate) fn write_trace_charts(
         } {
             let x1 = traces
                 .iter()
-                .flat_map(|(_, rows)| rows.iter().map(|r| r.t))
+                .flat_map(|(_, rows)| rows.iter().map(x))
                 .fold(0.0, f64::max)
                 .max(1e-9);
             for (sign, label) in [
@@ -498,12 +527,12 @@ pub(crate) fn write_trace_charts(
                 });
             }
         }
-        let path = dir.join(stem);
+        let path = dir.join(format!("{stem}{suffix}"));
         write_chart(
             &path,
             &Chart {
                 title: format!("{stem}: {}", spec.context),
-                x_label: spec.x_label.into(),
+                x_label: x_label.into(),
                 y_label: y_label.into(),
                 series,
             },
@@ -516,7 +545,7 @@ pub(crate) fn write_trace_charts(
             label: format!("{name}: target"),
             points: rows
                 .iter()
-                .map(|r| (r.t, 100.0 * r.target_accuracy))
+                .map(|r| (x(r), 100.0 * r.target_accuracy))
                 .collect(),
             mark: Mark::ThickLine,
             color: i,
@@ -525,18 +554,18 @@ pub(crate) fn write_trace_charts(
             label: format!("{name}: source"),
             points: rows
                 .iter()
-                .map(|r| (r.t, 100.0 * r.source_accuracy))
+                .map(|r| (x(r), 100.0 * r.source_accuracy))
                 .collect(),
             mark: Mark::Points,
             color: i,
         });
     }
-    let path = dir.join("accuracy");
+    let path = dir.join(format!("accuracy{suffix}"));
     write_chart(
         &path,
         &Chart {
             title: format!("test accuracy: {}", spec.context),
-            x_label: spec.x_label.into(),
+            x_label: x_label.into(),
             y_label: "accuracy (%)".into(),
             series,
         },
