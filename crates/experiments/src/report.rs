@@ -511,6 +511,21 @@ pub fn report(options: &ReportOptions) -> Result<PathBuf> {
         Some(s) => iso_section(&mut md, &s, &fig)?,
         None => not_run(&mut md)?,
     }
+    let iso_seeds = runs.join("iso-classification-seeds").join("aggregate.json");
+    if iso_seeds.is_file() {
+        let a: crate::seeds::IsoAggregate = read_json(&iso_seeds)?;
+        writeln!(
+            md,
+            "### Iso-classification over seeds (`just iso-classification-seeds`)\n\nSeeds {:?} (each: its own source training and process), `{}`; mean +- sample standard deviation. C0 on the test split {}; largest drift of C (test split, fresh noise) along the iso-classification path {}%, along the naive path (gamma fixed) {}%; R changes by {}% along the path.\n",
+            a.seeds,
+            a.device,
+            a.c0_test.show(1.0, 4),
+            a.max_relative_drift.show(100.0, 2),
+            a.naive_max_relative_drift.show(100.0, 2),
+            a.rate_relative_change.show(100.0, 1)
+        )
+        .map_err(fmt_error)?;
+    }
     writeln!(
         md,
         "## 3. Transfer digits 0-4 -> 5-9 with C held (`just transfer-iso-classification`)\n"

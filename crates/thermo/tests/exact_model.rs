@@ -260,14 +260,32 @@ fn iso_classification_follows_the_exact_path() {
             |_| {},
         )
         .unwrap();
+        // Both against the exact path: the largest relative deviation of gamma from the
+        // closed form's gamma(lambda) holding C0.
+        let deviation = |records: &[fep_thermo::StepRecord]| {
+            records
+                .iter()
+                .map(|r| {
+                    let exact = cf.gamma_for_classification(r.lambda, c0).unwrap();
+                    ((r.gamma - exact) / exact).abs()
+                })
+                .fold(0.0, f64::max)
+        };
+        let (pc_dev, euler_dev) = (deviation(&result.records), deviation(&euler.records));
         println!(
-            "n={n}: predictor-corrector max drift {:.2e} in {} steps; Euler max drift {:.2e} in {} steps",
+            "n={n}: predictor-corrector max drift {:.2e}, gamma off the exact path by {:.2e}, in {} steps; Euler max drift {:.2e}, gamma off by {:.2e}, in {} steps",
             result.max_relative_drift,
+            pc_dev,
             result.records.len() - 1,
             euler.max_relative_drift,
+            euler_dev,
             euler.records.len() - 1
         );
-        assert!(euler.max_relative_drift.is_finite());
+        // Euler follows the tangent without correcting: it drifts off C0 by more than the
+        // predictor-corrector (measured: 2.4e-4 against 9e-5 for n = 2 and 4), and stays
+        // near the exact path only because the exact model's sensitivities are accurate.
+        assert!(euler.max_relative_drift > 1.5 * result.max_relative_drift);
+        assert!(euler_dev < 0.05, "Euler off the exact path by {euler_dev}");
 
         // The naive path (gamma fixed) lets C drift far more.
         system.set_params(&theta0).unwrap();
