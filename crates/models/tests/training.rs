@@ -39,6 +39,16 @@ fn config(lambda: f64, gamma: f64, epochs: u64, batch: usize, num_z: usize) -> T
     }
 }
 
+/// A model initialised from the backend's generator seeded with `seed`. The generator is
+/// global and tests run in parallel: seeding and drawing happen under one lock, so no other
+/// test draws in between.
+fn seeded_model(cfg: &ModelConfig, seed: u64) -> FepModel<B> {
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    B::seed(&dev(), seed);
+    FepModel::<B>::new(cfg, &dev()).unwrap()
+}
+
 fn params_of<M: Module<B>>(m: &M) -> Vec<f64> {
     fep_thermo::burn_params::flatten_params(m)
 }
@@ -126,8 +136,7 @@ fn architectures_have_the_documented_shapes() {
 
 fn one_step(cfg: ModelConfig, data: ImageDataset, binarization: Binarization) {
     let device = dev();
-    B::seed(&device, 1);
-    let model = FepModel::<B>::new(&cfg, &device).unwrap();
+    let model = seeded_model(&cfg, 1);
     let mut trainer = Trainer::new(model, config(2.0, 2.0, 1, 4, 2), device).unwrap();
     let before = params_of(trainer.model());
     let batch = data
@@ -170,8 +179,7 @@ fn one_training_step_of_cifar_resnet_on_the_fixture() {
 
 fn small_run(data: &ImageDataset) -> (ShuffledImages, Trainer<B>) {
     let device = dev();
-    B::seed(&device, 5);
-    let model = FepModel::<B>::new(&ModelConfig::new(Architecture::MnistSmall), &device).unwrap();
+    let model = seeded_model(&ModelConfig::new(Architecture::MnistSmall), 5);
     let trainer = Trainer::new(model, config(2.0, 2.0, 4, 32, 1), device).unwrap();
     let shuffled = ShuffledImages {
         dataset: Arc::new(data.clone()),
@@ -395,9 +403,7 @@ fn micro_batches_give_the_same_step() {
     let idx: Vec<usize> = (0..64).collect();
     let mut params = Vec::new();
     for micro in [None, Some(16), Some(40)] {
-        B::seed(&device, 9);
-        let model =
-            FepModel::<B>::new(&ModelConfig::new(Architecture::MnistSmall), &device).unwrap();
+        let model = seeded_model(&ModelConfig::new(Architecture::MnistSmall), 9);
         let mut cfg = config(2.0, 2.0, 1, 64, 2);
         cfg.micro_batch = micro;
         let mut trainer = Trainer::new(model, cfg, device).unwrap();
@@ -585,6 +591,9 @@ fn functionals_are_measured_on_examples_disjoint_from_the_gradient_probe() {
     let swapped: Vec<usize> = (200..232).chain(32..100).collect();
     let b = data.select(&swapped).unwrap();
     let (mut sa, mut sb) = (build(&a), build(&b));
+    // The same parameters in both (initialisation is not what is tested).
+    let theta = sa.params().unwrap();
+    sb.set_params(&theta).unwrap();
     assert_ne!(sa.functionals().unwrap(), sb.functionals().unwrap());
     sa.set_gradient_probe_size(Some(32));
     sb.set_gradient_probe_size(Some(32));
