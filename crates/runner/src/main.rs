@@ -29,9 +29,10 @@ struct Cli {
     /// Compute backend (must be compiled in by its cargo feature).
     #[arg(long, value_enum, global = true, default_value_t = BackendChoice::Flex)]
     backend: BackendChoice,
-    /// Device index on GPU backends.
-    #[arg(long, global = true, default_value_t = 0)]
-    device: usize,
+    /// Device: `default` (the best the backend finds), an index N, or for wgpu
+    /// `discrete:N`, `integrated:N`, `virtual:N`, `cpu`.
+    #[arg(long, global = true, default_value = "default")]
+    device: backend::DeviceSpec,
     #[command(subcommand)]
     command: Command,
 }
