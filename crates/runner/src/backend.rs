@@ -287,6 +287,9 @@ mod tests {
             .index(BackendChoice::Cuda)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("integrated:0") && err.contains("cuda"), "{err}");
+        assert!(
+            err.contains("integrated:0") && err.contains("cuda"),
+            "{err}"
+        );
     }
 }
