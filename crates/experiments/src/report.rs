@@ -151,10 +151,10 @@ fn iso_section(md: &mut String, s: &IsoClassificationSummary, fig: &Figures) -> 
         "lambda {} -> {} with C held at C0 = {:.4} on the controller's probe ({}), beside the naive path (gamma fixed); {}. {}\n",
         s.start.lambda,
         s.end.lambda,
-        s.c0,
+        s.held.c0,
         s.integrator,
         label(&s.device, &s.data_dir, s.seed, s.wall_seconds.total),
-        independence_note(s.test_samples, s.c0_test)
+        independence_note(s.held.test_samples, s.held.c0_test)
     )
     .map_err(fmt_error)?;
     writeln!(
@@ -162,7 +162,7 @@ fn iso_section(md: &mut String, s: &IsoClassificationSummary, fig: &Figures) -> 
         "| path | max relative drift of C (test split, fresh noise) | on the controller's probe | final gamma | final R | final D | final C | accuracy |\n|---|---|---|---|---|---|---|---|"
     )
     .map_err(fmt_error)?;
-    let measured = s.test_samples > 0;
+    let measured = s.held.test_samples > 0;
     let mut line = |name: &str,
                     drift: f64,
                     controller: f64,
@@ -185,8 +185,8 @@ fn iso_section(md: &mut String, s: &IsoClassificationSummary, fig: &Figures) -> 
     };
     line(
         "iso-classification",
-        s.max_relative_drift,
-        s.controller_max_relative_drift,
+        s.held.max_relative_drift,
+        s.held.controller_max_relative_drift,
         Some(&s.end),
     )
     .map_err(fmt_error)?;
@@ -201,10 +201,10 @@ fn iso_section(md: &mut String, s: &IsoClassificationSummary, fig: &Figures) -> 
         md,
         "\nRelative change of R along the iso-classification path: {}; steps where the corrector missed its tolerance: {}.\n",
         pct(s.rate_relative_change),
-        s.unconverged_steps
+        s.held.unconverged_steps
     )
     .map_err(fmt_error)?;
-    if let Some(e) = &s.equilibrium {
+    if let Some(e) = &s.held.equilibrium {
         writeln!(md, "Equilibrium: {}.\n", e.describe()).map_err(fmt_error)?;
     }
     for stem in ["classification", "rate", "gamma"] {
@@ -260,12 +260,12 @@ fn transfer_section(md: &mut String, s: &TransferSummary, fig: &Figures) -> Resu
         md,
         "C on the {} probe of p_t held at C0 = {:.4}; {} path steps, t = s^{}; {} Adam steps of budget for every method; {}. {}\n",
         s.config.process.probe_split.describe(),
-        s.c0,
+        s.held.c0,
         s.config.process.steps,
         s.config.process.data_exponent,
         s.budget.optimizer_steps,
         label(&s.device, &s.data_dir, s.seed, s.wall_seconds.total),
-        independence_note(s.test_samples, s.c0_test)
+        independence_note(s.held.test_samples, s.held.c0_test)
     )
     .map_err(fmt_error)?;
     writeln!(
@@ -273,7 +273,7 @@ fn transfer_section(md: &mut String, s: &TransferSummary, fig: &Figures) -> Resu
         "| method | target accuracy | source accuracy | R | D | C | max relative drift of C on p_t (test splits, fresh noise) | on the controller's probe | Adam steps |\n|---|---|---|---|---|---|---|---|---|"
     )
     .map_err(fmt_error)?;
-    let measured = s.test_samples > 0;
+    let measured = s.held.test_samples > 0;
     let method_drifts = |v: &MethodResult| match v.max_relative_drift {
         Some(d) => drifts(measured, d, v.controller_max_relative_drift),
         None => ("-".to_string(), "-".to_string()),
@@ -283,8 +283,8 @@ fn transfer_section(md: &mut String, s: &TransferSummary, fig: &Figures) -> Resu
         &s.process,
         drifts(
             measured,
-            s.max_relative_drift,
-            Some(s.controller_max_relative_drift),
+            s.held.max_relative_drift,
+            Some(s.held.controller_max_relative_drift),
         ),
     )];
     for (name, b) in s.baselines.named() {
@@ -296,10 +296,10 @@ fn transfer_section(md: &mut String, s: &TransferSummary, fig: &Figures) -> Resu
     writeln!(
         md,
         "\nR, D, C of the final models on the target test set. Steps where the corrector missed its tolerance (accepted and flagged): {}.\n",
-        s.unconverged_steps
+        s.held.unconverged_steps
     )
     .map_err(fmt_error)?;
-    if let Some(e) = &s.equilibrium {
+    if let Some(e) = &s.held.equilibrium {
         writeln!(
             md,
             "Equilibrium of the process: {}. The baselines train fixed budgets (the process's number of Adam steps).\n",

@@ -195,7 +195,7 @@ pub fn aggregate_transfer(out: &Path) -> Result<TransferAggregate> {
     }
     let aggregate = TransferAggregate {
         seeds: runs.iter().map(|(s, _)| *s).collect(),
-        c0_test: spread_of(&summaries, |s| s.c0_test),
+        c0_test: spread_of(&summaries, |s| s.held.c0_test),
         methods,
         device: summaries[0].device.clone(),
     };
@@ -209,8 +209,8 @@ pub fn aggregate_iso(out: &Path) -> Result<IsoAggregate> {
     let summaries: Vec<&IsoClassificationSummary> = runs.iter().map(|(_, s)| s).collect();
     let aggregate = IsoAggregate {
         seeds: runs.iter().map(|(s, _)| *s).collect(),
-        c0_test: spread_of(&summaries, |s| s.c0_test),
-        max_relative_drift: spread_of(&summaries, |s| s.max_relative_drift),
+        c0_test: spread_of(&summaries, |s| s.held.c0_test),
+        max_relative_drift: spread_of(&summaries, |s| s.held.max_relative_drift),
         naive_max_relative_drift: spread_of(&summaries, |s| s.naive.max_relative_drift),
         rate_relative_change: spread_of(&summaries, |s| s.rate_relative_change),
         device: summaries[0].device.clone(),

@@ -18,8 +18,8 @@ fn summaries_of_the_previous_version_parse_and_round_trip() {
     let transfer: TransferSummary =
         read_json(&fixtures().join("transfer-iso-classification/summary.json"))
             .expect("the old transfer summary parses");
-    assert!((transfer.c0 - 0.14699947834014893).abs() < 1e-15);
-    assert_eq!(transfer.unconverged_steps, 1);
+    assert!((transfer.held.c0 - 0.14699947834014893).abs() < 1e-15);
+    assert_eq!(transfer.held.unconverged_steps, 1);
     assert_eq!(transfer.budget.optimizer_steps, 3520);
     let heuristic = transfer
         .baselines

@@ -61,9 +61,9 @@ pub fn iso_classification(s: &IsoClassificationSummary) {
         "iso-classification, lambda {} -> {}, C0 = {:.4} on the test split ({} noise draws per example); the controller held C0 = {:.4} on its probe of {} {} examples",
         s.start.lambda,
         p.lambda_end,
-        s.c0_test,
-        s.test_samples,
-        s.c0,
+        s.held.c0_test,
+        s.held.test_samples,
+        s.held.c0,
         p.probe_size,
         p.probe_split.describe()
     );
@@ -74,8 +74,8 @@ pub fn iso_classification(s: &IsoClassificationSummary) {
     println!(
         "{:<24}{:>11.2}%{:>13.2}%{:>11.1}%{:>10.3}{:>10.4}{:>10.2}",
         "iso-classification",
-        100.0 * s.max_relative_drift,
-        100.0 * s.controller_max_relative_drift,
+        100.0 * s.held.max_relative_drift,
+        100.0 * s.held.controller_max_relative_drift,
         100.0 * s.rate_relative_change,
         s.end.gamma,
         s.end.functionals.classification,
@@ -94,7 +94,7 @@ pub fn iso_classification(s: &IsoClassificationSummary) {
         );
     }
     println!("(max |drift|: C on the test split with fresh noise, apart from the controller)");
-    equilibrium(s.equilibrium.as_ref());
+    equilibrium(s.held.equilibrium.as_ref());
 }
 
 fn method_line(name: &str, v: &MethodResult, drift: Option<f64>) {
@@ -118,7 +118,7 @@ pub fn transfer(s: &TransferSummary) {
     let probe = s.config.process.probe_split.describe();
     println!(
         "\ntransfer digits source -> target with C held at C0 = {:.4} on the controller's {probe} probe of p_t; C0 = {:.4} on the test splits ({} noise draws per example)",
-        s.c0, s.c0_test, s.test_samples
+        s.held.c0, s.held.c0_test, s.held.test_samples
     );
     println!(
         "{:<28}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}{:>12}",
@@ -127,16 +127,16 @@ pub fn transfer(s: &TransferSummary) {
     method_line(
         "iso-classification (ours)",
         &s.process,
-        Some(s.max_relative_drift),
+        Some(s.held.max_relative_drift),
     );
     for (name, b) in s.baselines.named() {
         method_line(name, b, b.max_relative_drift);
     }
     println!(
         "(R, D, C on the target test set; max |drift|: C on p_t from the test splits with fresh noise, apart from the controller, whose own probe drift was {:.2}%)",
-        100.0 * s.controller_max_relative_drift
+        100.0 * s.held.controller_max_relative_drift
     );
-    equilibrium(s.equilibrium.as_ref());
+    equilibrium(s.held.equilibrium.as_ref());
 }
 
 /// The exact model at a point: closed form, trained, and the three sensitivity estimates.

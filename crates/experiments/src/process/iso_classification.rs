@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{ISO_CLASSIFICATION, ProcessConfig, ProcessOptions, setup};
 use super::trace::{
-    ChartSpec, EquilibriumTally, Observer, TraceRow, trace_process, write_trace, write_trace_charts,
+    ChartSpec, HeldConstraint, Observer, TraceRow, trace_process, write_trace, write_trace_charts,
 };
 use crate::Outcome;
 use crate::error::{Result, invalid};
@@ -72,25 +72,9 @@ pub struct IsoWall {
 /// `summary.json` of an iso-classification run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IsoClassificationSummary {
-    /// C on the controller's probe at the start: the value held.
-    pub c0: f64,
-    /// C at the start on the test split with fresh noise (K draws per example).
-    #[serde(default)]
-    pub c0_test: f64,
-    /// Largest relative drift of C on the test split with fresh noise along the process:
-    /// measured apart from the controller.
-    pub max_relative_drift: f64,
-    /// Largest relative drift of C on the controller's probe (what it steers on).
-    #[serde(default)]
-    pub controller_max_relative_drift: f64,
-    /// Noise draws per test example.
-    #[serde(default)]
-    pub test_samples: usize,
-    /// Steps accepted without meeting the corrector's tolerance.
-    pub unconverged_steps: usize,
-    /// How often the process's equilibrations met their criterion.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub equilibrium: Option<EquilibriumTally>,
+    /// C0 and how well it was held.
+    #[serde(flatten)]
+    pub held: HeldConstraint,
     /// `(R_end - R_start) / R_start` on the probe.
     pub rate_relative_change: f64,
     /// The integrator of the process.
@@ -199,16 +183,11 @@ pub fn iso_classification<B: AutodiffBackend>(
         },
     )?;
     let summary = IsoClassificationSummary {
-        c0: traced.c0,
-        c0_test: traced.c0_test,
-        max_relative_drift: traced.max_relative_drift,
-        controller_max_relative_drift: traced.controller_max_relative_drift,
-        test_samples: cfg.process.test_samples,
-        unconverged_steps: traced.rows.iter().filter(|r| !r.converged).count(),
-        equilibrium: Some(EquilibriumTally::of(
+        held: HeldConstraint::of(
+            &traced,
             cfg.process.equilibrium_rule(),
-            &traced.rows,
-        )),
+            cfg.process.test_samples,
+        ),
         rate_relative_change: rate_change,
         integrator: cfg.process.integrator,
         start,

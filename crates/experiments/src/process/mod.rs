@@ -19,5 +19,5 @@ pub mod transfer;
 pub use baselines::{fine_tune, heuristic_adjust, paper_heuristic, paper_schedule};
 pub use config::{BaselineSettings, ProcessConfig, ProcessOptions, ProcessSettings};
 pub use iso_classification::{IsoClassificationSummary, iso_classification};
-pub use trace::TraceRow;
+pub use trace::{HeldConstraint, TraceRow};
 pub use transfer::{MethodResult, TransferSummary, transfer};

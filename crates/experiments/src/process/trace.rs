@@ -147,6 +147,46 @@ pub struct TraceRow {
     pub wall_seconds: f64,
 }
 
+/// How well a process held its constraint, measured apart from the controller and by the
+/// controller itself (flattened into the summaries of both process experiments).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldConstraint {
+    /// C on the controller's probe at the start: the value held.
+    pub c0: f64,
+    /// C at the start on the test split(s) with fresh noise (K draws per example).
+    #[serde(default)]
+    pub c0_test: f64,
+    /// Largest relative drift of C on p_t along the process, measured on the test splits
+    /// with fresh noise: apart from the controller.
+    pub max_relative_drift: f64,
+    /// Largest relative drift of C on the controller's probe (what it steers on).
+    #[serde(default)]
+    pub controller_max_relative_drift: f64,
+    /// Noise draws per test example (0 in summaries that predate the measurement).
+    #[serde(default)]
+    pub test_samples: usize,
+    /// Steps accepted without meeting the corrector's tolerance.
+    pub unconverged_steps: usize,
+    /// How often the process's equilibrations met their criterion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equilibrium: Option<EquilibriumTally>,
+}
+
+impl HeldConstraint {
+    /// The record of a traced process whose equilibrations followed `rule`.
+    pub fn of(traced: &Traced, rule: StoppingRule, test_samples: usize) -> Self {
+        Self {
+            c0: traced.c0,
+            c0_test: traced.c0_test,
+            max_relative_drift: traced.max_relative_drift,
+            controller_max_relative_drift: traced.controller_max_relative_drift,
+            test_samples,
+            unconverged_steps: traced.rows.iter().filter(|r| !r.converged).count(),
+            equilibrium: Some(EquilibriumTally::of(rule, &traced.rows)),
+        }
+    }
+}
+
 /// A process as run: its trace, the held value C0 and the largest drifts.
 #[derive(Debug, Clone)]
 pub struct Traced {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::baselines::{BaselineBudget, fine_tune, paper_heuristic, spend_the_rest};
 use super::config::{ProcessConfig, ProcessOptions, TRANSFER, setup};
 use super::trace::{
-    ChartSpec, EquilibriumTally, HeldValues, Observer, TraceRow, max_controller_drift, max_drift,
+    ChartSpec, HeldConstraint, HeldValues, Observer, TraceRow, max_controller_drift, max_drift,
     trace_process, write_trace, write_trace_charts,
 };
 use crate::Outcome;
@@ -121,26 +121,10 @@ pub struct TransferWall {
 /// `summary.json` of a transfer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransferSummary {
-    /// C on the controller's probe of p_0 at the start: the value held.
-    pub c0: f64,
-    /// C at the start on the source test split with fresh noise (K draws per example).
-    #[serde(default)]
-    pub c0_test: f64,
-    /// Largest relative drift of C on p_t along the process, measured on the test splits
-    /// with fresh noise: apart from the controller.
-    pub max_relative_drift: f64,
-    /// Largest relative drift of C on the controller's probe of p_t (what it steers on).
-    #[serde(default)]
-    pub controller_max_relative_drift: f64,
-    /// Noise draws per test example.
-    #[serde(default)]
-    pub test_samples: usize,
-    /// Steps accepted without meeting the corrector's tolerance.
-    pub unconverged_steps: usize,
-    /// How often the process's equilibrations met their criterion (the baselines train
-    /// fixed budgets: the process's number of Adam steps).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub equilibrium: Option<EquilibriumTally>,
+    /// C0 (C on p_0) and how well it was held along p_t (the baselines spend the process's
+    /// number of Adam steps).
+    #[serde(flatten)]
+    pub held: HeldConstraint,
     /// Where the process ends.
     #[serde(rename = "final")]
     pub process: MethodResult,
@@ -367,16 +351,11 @@ pub fn transfer<B: AutodiffBackend>(
     process.controller_max_relative_drift = Some(traced.controller_max_relative_drift);
     walls.total = total.elapsed().as_secs_f64();
     let summary = TransferSummary {
-        c0,
-        c0_test: traced.c0_test,
-        max_relative_drift: traced.max_relative_drift,
-        controller_max_relative_drift: traced.controller_max_relative_drift,
-        test_samples: cfg.process.test_samples,
-        unconverged_steps: traced.rows.iter().filter(|r| !r.converged).count(),
-        equilibrium: Some(EquilibriumTally::of(
+        held: HeldConstraint::of(
+            &traced,
             cfg.process.equilibrium_rule(),
-            &traced.rows,
-        )),
+            cfg.process.test_samples,
+        ),
         process,
         baselines,
         start,
