@@ -91,6 +91,58 @@ fn bounds(series: &[Series]) -> std::result::Result<Bounds, String> {
     Ok((pad(x0, x1), pad(y0, y1)))
 }
 
+/// A corner of the plotting area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Corner {
+    UpperRight,
+    UpperLeft,
+    LowerRight,
+    LowerLeft,
+}
+
+/// The corner where the legend covers the fewest data: the one whose box (the outer 40% of
+/// the width and 35% of the height) holds the fewest points, lines counted at their points
+/// and at the midpoints of their segments; upper right on a tie.
+fn legend_corner(series: &[Series], ((x0, x1), (y0, y1)): Bounds) -> Corner {
+    let (w, h) = ((x1 - x0).max(1e-300), (y1 - y0).max(1e-300));
+    let mut counts = [0usize; 4];
+    let corners = [
+        Corner::UpperRight,
+        Corner::UpperLeft,
+        Corner::LowerRight,
+        Corner::LowerLeft,
+    ];
+    let mut count = |x: f64, y: f64| {
+        let (u, v) = ((x - x0) / w, (y - y0) / h);
+        for (k, c) in corners.iter().enumerate() {
+            let right = matches!(c, Corner::UpperRight | Corner::LowerRight);
+            let upper = matches!(c, Corner::UpperRight | Corner::UpperLeft);
+            let in_x = if right { u >= 0.6 } else { u <= 0.4 };
+            let in_y = if upper { v >= 0.65 } else { v <= 0.35 };
+            if in_x && in_y {
+                counts[k] += 1;
+            }
+        }
+    };
+    for s in series {
+        let pts: Vec<&(f64, f64)> = s
+            .points
+            .iter()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        for p in &pts {
+            count(p.0, p.1);
+        }
+        if s.mark != Mark::Points {
+            for w in pts.windows(2) {
+                count(0.5 * (w[0].0 + w[1].0), 0.5 * (w[0].1 + w[1].1));
+            }
+        }
+    }
+    let best = (0..4).min_by_key(|&k| counts[k]).unwrap_or(0);
+    corners[best]
+}
+
 fn drawing<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
@@ -156,7 +208,12 @@ where
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 13))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(match legend_corner(&chart.series, ((x0, x1), (y0, y1))) {
+            Corner::UpperRight => SeriesLabelPosition::UpperRight,
+            Corner::UpperLeft => SeriesLabelPosition::UpperLeft,
+            Corner::LowerRight => SeriesLabelPosition::LowerRight,
+            Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
+        })
         .draw()
         .map_err(drawing)?;
     root.present().map_err(drawing)?;
@@ -208,4 +265,37 @@ pub(crate) fn encode_png(rgb: &[u8], size: (u32, u32)) -> std::result::Result<Ve
         writer.write_image_data(rgb).map_err(|e| e.to_string())?;
     }
     Ok(png_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(points: Vec<(f64, f64)>) -> Series {
+        Series {
+            label: "x".into(),
+            points,
+            mark: Mark::Line,
+            color: 0,
+        }
+    }
+
+    #[test]
+    fn the_legend_goes_where_the_data_are_not() {
+        let b = ((0.0, 1.0), (0.0, 1.0));
+        // A rising line fills lower left and upper right.
+        let rising = line(
+            (0..=10)
+                .map(|k| (k as f64 / 10.0, k as f64 / 10.0))
+                .collect(),
+        );
+        let c = legend_corner(std::slice::from_ref(&rising), b);
+        assert!(matches!(c, Corner::UpperLeft | Corner::LowerRight), "{c:?}");
+        // Data along the top: the legend goes below.
+        let top = line((0..=10).map(|k| (k as f64 / 10.0, 0.95)).collect());
+        let c = legend_corner(&[top], b);
+        assert!(matches!(c, Corner::LowerLeft | Corner::LowerRight), "{c:?}");
+        // Nothing anywhere: upper right.
+        assert_eq!(legend_corner(&[], b), Corner::UpperRight);
+    }
 }
