@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ExperimentError, Result, invalid};
 use crate::io::{prepare_out_dir, write_csv, write_json, write_jsonl};
-use crate::maps::{Field, Maps, linspace, write_maps};
+use crate::maps::{Field, Maps, SURFACE_QUANTITIES, linspace, write_maps};
 use crate::plot::{Chart, Mark, Series, write_chart};
 use crate::progress::bar;
 use crate::provenance::device_name;
@@ -416,16 +416,7 @@ fn exact_maps(
         }
         mesh.push(row);
     }
-    type Get = fn(&SurfacePoint) -> f64;
-    let quantities: [(&str, Get); 4] = [
-        ("free energy F (nats)", |p| p.free_energy),
-        ("rate R (nats)", |p| p.functionals.rate),
-        ("distortion D (nats)", |p| p.functionals.distortion),
-        ("classification loss C (nats)", |p| {
-            p.functionals.classification
-        }),
-    ];
-    let fields = quantities
+    let fields = SURFACE_QUANTITIES
         .iter()
         .map(|(name, get)| Field {
             name: name.to_string(),

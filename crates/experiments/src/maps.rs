@@ -5,10 +5,24 @@
 
 use std::path::{Path, PathBuf};
 
+use fep_thermo::SurfacePoint;
 use plotters::prelude::*;
 
 use crate::error::{ExperimentError, Result};
 use crate::plot::register_font;
+
+/// A quantity of an equilibrium point.
+pub type Quantity = fn(&SurfacePoint) -> f64;
+
+/// The four quantities every map of the surface shows, with their panel titles.
+pub const SURFACE_QUANTITIES: [(&str, Quantity); 4] = [
+    ("free energy F (nats)", |p| p.free_energy),
+    ("rate R (nats)", |p| p.functionals.rate),
+    ("distortion D (nats)", |p| p.functionals.distortion),
+    ("classification loss C (nats)", |p| {
+        p.functionals.classification
+    }),
+];
 
 /// One quantity over the plane, sampled on a regular mesh `values[a][b]` at
 /// `(lambda_a, gamma_b)`.

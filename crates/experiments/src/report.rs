@@ -413,12 +413,8 @@ fn transfer_seeds_section(md: &mut String, a: &TransferAggregate) -> Result<()> 
             m.rate.show(1.0, 2),
             m.distortion.show(1.0, 2),
             m.classification.show(1.0, 4),
-            m.max_relative_drift
-                .as_ref()
-                .map_or_else(|| "-".into(), |d| d.show(100.0, 2)),
-            m.optimizer_steps
-                .as_ref()
-                .map_or_else(|| "-".into(), |d| format!("{:.0}", d.mean)),
+            m.drift_cell(),
+            m.steps_cell(),
         )
         .map_err(fmt_error)?;
     }

@@ -4,7 +4,6 @@
 //! of every finished seed (mean, standard deviation and per-seed values of each number of
 //! the tables) is written to `<out>/aggregate.json` after each task and by `fep aggregate`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::AutodiffBackend;
@@ -93,6 +92,20 @@ fn optional_spread<T>(items: &[T], get: impl Fn(&T) -> Option<f64>) -> Option<Sp
 }
 
 impl MethodSpread {
+    /// The drift cell of a table: `mean +- sd` in percent, `-` where not measured.
+    pub fn drift_cell(&self) -> String {
+        self.max_relative_drift
+            .as_ref()
+            .map_or_else(|| "-".into(), |d| d.show(100.0, 2))
+    }
+
+    /// The Adam-steps cell of a table (every seed spends the same budget: its mean).
+    pub fn steps_cell(&self) -> String {
+        self.optimizer_steps
+            .as_ref()
+            .map_or_else(|| "-".into(), |d| format!("{:.0}", d.mean))
+    }
+
     fn of(results: &[&MethodResult]) -> Self {
         Self {
             target_accuracy: spread_of(results, |r| r.target_accuracy),
@@ -298,12 +311,13 @@ pub fn run_seeds<B: AutodiffBackend>(
         }
     }
     match experiment {
-        SeededExperiment::Transfer => aggregate_transfer(&out)?,
+        SeededExperiment::Transfer => {
+            aggregate_transfer(&out)?;
+        }
         SeededExperiment::IsoClassification => {
             aggregate_iso(&out)?;
-            return Ok(out.join("aggregate.json"));
         }
-    };
+    }
     Ok(out.join("aggregate.json"))
 }
 
@@ -332,11 +346,6 @@ pub fn transfer_differences(a: &TransferAggregate) -> Vec<String> {
         }
     }
     out
-}
-
-/// The map of a method's spreads by name (for lookups in tests and reports).
-pub fn methods_by_name(a: &TransferAggregate) -> BTreeMap<&str, &MethodSpread> {
-    a.methods.iter().map(|(n, m)| (n.as_str(), m)).collect()
 }
 
 #[cfg(test)]

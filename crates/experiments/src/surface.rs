@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::Outcome;
 use crate::error::{Result, ResultExt, invalid};
 use crate::io::{create_dir, read_jsonl, read_toml, write_json, write_jsonl, write_toml};
-use crate::maps::{Field, Maps, bilinear, linspace, pchip, write_maps};
+use crate::maps::{Field, Maps, SURFACE_QUANTITIES, bilinear, linspace, pchip, write_maps};
 use crate::plot::{Chart, Mark, Series, write_chart_files};
 use crate::progress::bar;
 
@@ -507,16 +507,7 @@ struct PathPoint {
 fn surface_maps(grid: &SurfaceGrid, path: Option<(String, Vec<(f64, f64)>)>, device: &str) -> Maps {
     let lambdas = linspace(grid.lambdas[0], grid.lambdas[grid.lambdas.len() - 1], 80);
     let gammas = linspace(grid.gammas[0], grid.gammas[grid.gammas.len() - 1], 80);
-    type Get = fn(&SurfacePoint) -> f64;
-    let quantities: [(&str, Get); 4] = [
-        ("free energy F (nats)", |p| p.free_energy),
-        ("rate R (nats)", |p| p.functionals.rate),
-        ("distortion D (nats)", |p| p.functionals.distortion),
-        ("classification loss C (nats)", |p| {
-            p.functionals.classification
-        }),
-    ];
-    let fields = quantities
+    let fields = SURFACE_QUANTITIES
         .iter()
         .map(|(name, get)| {
             let nodes: Vec<Vec<f64>> = grid

@@ -331,12 +331,8 @@ pub fn transfer_aggregate(a: &fep_experiments::seeds::TransferAggregate) {
             m.target_accuracy.show(100.0, 2),
             m.source_accuracy.show(100.0, 2),
             m.classification.show(1.0, 4),
-            m.max_relative_drift
-                .as_ref()
-                .map_or_else(|| "-".into(), |d| d.show(100.0, 2)),
-            m.optimizer_steps
-                .as_ref()
-                .map_or_else(|| "-".into(), |d| format!("{:.0}", d.mean))
+            m.drift_cell(),
+            m.steps_cell()
         );
     }
     for line in fep_experiments::seeds::transfer_differences(a) {
