@@ -107,8 +107,7 @@ fn trainer<B: AutodiffBackend>(
     micro_batch: Option<usize>,
     device: &B::Device,
 ) -> Result<Trainer<B>> {
-    B::seed(device, 1);
-    let model = FepModel::<B>::new(&model_config(arch), device)?;
+    let model = FepModel::<B>::seeded(&model_config(arch), 1, device)?;
     let cfg = TrainConfig {
         lambda: 2.0,
         gamma: 2.0,

@@ -168,8 +168,7 @@ pub fn train_source<B: AutodiffBackend>(
         resume::<B>(&ckpt_path, &config, options, device)?
     } else {
         prepare_out_dir(out, options.force)?;
-        B::seed(device, seed);
-        let model = FepModel::<B>::new(&config.model, device)?;
+        let model = FepModel::<B>::seeded(&config.model, seed, device)?;
         (
             Trainer::new(model, config.training.clone(), device.clone())?,
             Vec::new(),

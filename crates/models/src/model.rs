@@ -59,9 +59,41 @@ impl<B: Backend> BatchFunctionals<B> {
     }
 }
 
+/// Serialises every draw of initial parameters from the backend's generator, which is one
+/// per process: a seed and the draws that follow it cannot be split by another thread's
+/// initialisation.
+/// Forces every lazily initialised parameter to be drawn.
+struct Materialise;
+
+impl<B: Backend> burn::module::ModuleVisitor<B> for Materialise {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+        let _ = param.val();
+    }
+}
+
+static BACKEND_GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl<B: Backend> FepModel<B> {
-    /// A freshly initialised model (backend RNG: seed it with `B::seed` first).
+    /// A freshly initialised model whose parameters are a function of `seed` alone: the
+    /// backend generator is seeded and drawn from under one process-wide lock.
+    pub fn seeded(config: &ModelConfig, seed: u64, device: &B::Device) -> Result<Self> {
+        let _generator = BACKEND_GENERATOR
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        B::seed(device, seed);
+        Self::initialise(config, device)
+    }
+
+    /// A freshly initialised model drawn from the backend generator in its current state
+    /// (use [`FepModel::seeded`] for reproducible parameters).
     pub fn new(config: &ModelConfig, device: &B::Device) -> Result<Self> {
+        let _generator = BACKEND_GENERATOR
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Self::initialise(config, device)
+    }
+
+    fn initialise(config: &ModelConfig, device: &B::Device) -> Result<Self> {
         config.validate()?;
         let latent = config.latent_dim;
         let (mixture_prior, vamp_prior) = match config.prior {
@@ -78,14 +110,18 @@ impl<B: Backend> FepModel<B> {
                 )),
             ),
         };
-        Ok(Self {
+        let model = Self {
             encoder: Encoder::new(config, device),
             decoder: Decoder::new(config, device),
             classifier: Classifier::new(config, device),
             mixture_prior,
             vamp_prior,
             config: config.clone(),
-        })
+        };
+        // Burn draws a parameter lazily, at its first use; draw them all now, while the
+        // caller holds the generator.
+        model.visit(&mut Materialise);
+        Ok(model)
     }
 
     /// The configuration the model was built from.

@@ -6,7 +6,6 @@ use std::sync::Arc;
 mod common;
 
 use burn::module::{AutodiffModule, Module};
-use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use fep_data::{Binarization, Cifar10, ImageBatch, ImageDataset, Mnist, Split};
 use fep_models::checkpoint;
@@ -43,10 +42,7 @@ fn config(lambda: f64, gamma: f64, epochs: u64, batch: usize, num_z: usize) -> T
 /// global and tests run in parallel: seeding and drawing happen under one lock, so no other
 /// test draws in between.
 fn seeded_model(cfg: &ModelConfig, seed: u64) -> FepModel<B> {
-    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    B::seed(&dev(), seed);
-    FepModel::<B>::new(cfg, &dev()).unwrap()
+    FepModel::<B>::seeded(cfg, seed, &dev()).unwrap()
 }
 
 fn params_of<M: Module<B>>(m: &M) -> Vec<f64> {
