@@ -122,6 +122,13 @@ check-gpu:
     cargo check -p fep-runner --features cuda
     cargo check -p fep-runner --features wgpu
 
-# Opt-in wgpu smoke test on Mesa's software Vulkan (Debian: mesa-vulkan-drivers).
+# Opt-in wgpu smoke test on Mesa's software Vulkan (Debian: mesa-vulkan-drivers): the
+# exact model trained on wgpu, its IFT sensitivities beside the closed form (about 5 min).
 wgpu-smoke:
-    CUBECL_AUTOTUNE_LEVEL=minimal cargo run --release --features wgpu --bin fep -- --backend wgpu exact solve --config experiments/exact.toml --lambda 2 --gamma 1
+    bash scripts/test-wgpu.sh --smoke
+
+# The backend-generic tests on wgpu (opt-in; the wgpu build alone is about 13 minutes on 2
+# cores, the tests about 20 more on the software device): installs Mesa's software Vulkan
+# where there is no adapter and apt can, then the exact-model, model and CLI tests.
+test-wgpu:
+    bash scripts/test-wgpu.sh

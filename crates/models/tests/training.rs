@@ -133,7 +133,7 @@ fn architectures_have_the_documented_shapes() {
 fn one_step(cfg: ModelConfig, data: ImageDataset, binarization: Binarization) {
     let device = dev();
     let model = seeded_model(&cfg, 1);
-    let mut trainer = Trainer::new(model, config(2.0, 2.0, 1, 4, 2), device).unwrap();
+    let mut trainer = Trainer::new(model, config(2.0, 2.0, 1, 4, 2), dev()).unwrap();
     let before = params_of(trainer.model());
     let batch = data
         .batch::<B>(&[0, 1, 2, 3], binarization, 0, &device)
@@ -216,8 +216,18 @@ fn resume_continues_exactly() {
         resumed.train_epoch(&shuffled, 4, |_| {}).unwrap();
     }
     let resumed_metrics = resumed.evaluate(&test, bin).unwrap();
-    assert_eq!(params_of(straight.model()), params_of(resumed.model()));
-    assert_eq!(straight_metrics, resumed_metrics);
+    if common::BITWISE_REPRODUCIBLE {
+        assert_eq!(params_of(straight.model()), params_of(resumed.model()));
+        assert_eq!(straight_metrics, resumed_metrics);
+    } else {
+        // Four Adam steps move a parameter by about 4e-3 (learning rate 1e-3): the resumed
+        // run must agree far below that, to float rounding of the kernels' sums.
+        let gap =
+            common::max_abs_difference(&params_of(straight.model()), &params_of(resumed.model()));
+        assert!(gap < 1e-4, "resumed parameters differ by {gap}");
+        let (a, b) = (straight_metrics.neg_elbo, resumed_metrics.neg_elbo);
+        assert!((a - b).abs() < 1e-4 * a.abs(), "-ELBO {a} vs {b}");
+    }
 
     // A checkpoint cut short is refused with the file named.
     let bytes = std::fs::read(&path).unwrap();
@@ -402,7 +412,7 @@ fn micro_batches_give_the_same_step() {
         let model = seeded_model(&ModelConfig::new(Architecture::MnistSmall), 9);
         let mut cfg = config(2.0, 2.0, 1, 64, 2);
         cfg.micro_batch = micro;
-        let mut trainer = Trainer::new(model, cfg, device).unwrap();
+        let mut trainer = Trainer::new(model, cfg, dev()).unwrap();
         let batch = data
             .batch::<B>(&idx, Binarization::Static, 0, &device)
             .unwrap();

@@ -164,8 +164,13 @@ macro_rules! dispatch_autodiff {
             $crate::backend::BackendChoice::Wgpu => {
                 #[cfg(feature = "wgpu")]
                 {
-                    let device = device_spec.wgpu();
-                    $($func)::+::<burn::backend::Autodiff<burn::backend::Wgpu>>(&device, $($arg),*)
+                    match $crate::wgpu_adapters::ensure_adapter(device_spec) {
+                        Err(e) => Err(e),
+                        Ok(()) => {
+                            let device = device_spec.wgpu();
+                            $($func)::+::<burn::backend::Autodiff<burn::backend::Wgpu>>(&device, $($arg),*)
+                        }
+                    }
                 }
                 #[cfg(not(feature = "wgpu"))]
                 {

@@ -5,6 +5,8 @@ mod args;
 mod backend;
 mod data_cmd;
 mod print;
+#[cfg(feature = "wgpu")]
+mod wgpu_adapters;
 
 use std::process::ExitCode;
 
@@ -307,7 +309,71 @@ fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Data(cmd) => data_cmd::run(cmd),
         Command::Report(a) => report_command(a),
-        command => dispatch_autodiff!(cli.backend, cli.device, run_on, command),
+        command => {
+            if matches!(command, Command::Info) {
+                print_adapters(cli.backend);
+            }
+            on_backend(cli.backend, || {
+                dispatch_autodiff!(cli.backend, cli.device, run_on, command)
+            })
+        }
+    }
+}
+
+/// The adapters the backend sees (wgpu), printed before anything asks for one.
+fn print_adapters(backend: BackendChoice) {
+    #[cfg(feature = "wgpu")]
+    if backend == BackendChoice::Wgpu {
+        let adapters = wgpu_adapters::adapters();
+        println!(
+            "wgpu adapters ({:?}): {}",
+            wgpu_adapters::graphics_api(),
+            if adapters.is_empty() { "none" } else { "" }
+        );
+        for (i, a) in adapters.iter().enumerate() {
+            println!("  {i}: {a}");
+        }
+    }
+    let _ = backend;
+}
+
+/// Runs `f`; on a GPU backend a panic (Burn's runtimes panic, often in a worker thread,
+/// when a device cannot start) becomes one error line naming the backend and the first
+/// panic's message. `RUST_BACKTRACE` set keeps Rust's own report.
+fn on_backend(backend: BackendChoice, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    use std::sync::{Arc, Mutex};
+    if backend == BackendChoice::Flex || std::env::var_os("RUST_BACKTRACE").is_some() {
+        return f();
+    }
+    let first: Arc<Mutex<Option<String>>> = Arc::default();
+    let seen = first.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let mut slot = seen.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(message.replace('\n', " "));
+        }
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    match result {
+        Ok(r) => r,
+        Err(_) => {
+            let message = first
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or_default();
+            Err(anyhow::anyhow!(
+                "backend {backend} failed: {message} (RUST_BACKTRACE=1 shows where)"
+            ))
+        }
     }
 }
 

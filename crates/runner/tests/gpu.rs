@@ -34,11 +34,137 @@ fn exact_model_on_the_gpu_matches_the_closed_form() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // The tolerances of the flex tests (crates/thermo/tests/exact_model.rs): functionals
+    // within 0.01 and F within 0.1%, sensitivities within 5% or 0.01.
     for key in ["rate", "distortion", "classification"] {
         let a = v["closed_form"][key].as_f64().unwrap();
         let b = v["trained"][key].as_f64().unwrap();
         assert!((a - b).abs() < 0.01, "{key}: {a} vs {b}");
     }
+    let (fa, fb) = (
+        v["closed_form"]["free_energy"].as_f64().unwrap(),
+        v["trained"]["free_energy"].as_f64().unwrap(),
+    );
+    assert!(((fa - fb) / fa).abs() < 1e-3, "F: {fa} vs {fb}");
+    let exact = &v["sensitivities"]["closed_form"];
+    for estimator in ["ift", "finite_difference"] {
+        for key in ["dD_dlambda", "dD_dgamma", "dC_dlambda", "dC_dgamma"] {
+            let b = exact[key].as_f64().unwrap();
+            let a = v["sensitivities"][estimator][key].as_f64().unwrap();
+            assert!(
+                (a - b).abs() <= 0.05 * b.abs() || (a - b).abs() <= 0.01,
+                "{estimator} {key}: {a} vs closed form {b}"
+            );
+        }
+    }
+}
+
+/// A deep model on the backend: a few training steps, then a two-step iso-classification
+/// whose C, measured on the test split apart from the controller, stays near C0.
+#[test]
+#[ignore = "needs a GPU (or a software Vulkan device for wgpu)"]
+fn deep_model_trains_and_runs_a_two_step_iso_classification() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = dir.path().join("train.toml");
+    std::fs::write(
+        &train,
+        r#"
+[data]
+kind = "mnist"
+source_classes = [0, 1]
+validation_size = 64
+train_limit = 256
+test_limit = 64
+binarization = "dynamic"
+[model]
+architecture = "mnist-small"
+classifier = { kind = "linear" }
+[training]
+lambda = 2.0
+gamma = 2.0
+epochs = 3
+batch_size = 32
+learning_rate = 3e-3
+num_z = 1
+seed = 3
+eval_batch_size = 64
+"#,
+    )
+    .unwrap();
+    let src = dir.path().join("src");
+    let o = fep(&[
+        "train-source",
+        "--config",
+        train.to_str().unwrap(),
+        "--out",
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("summary.json")).unwrap()).unwrap();
+    let accuracy = summary["test"]["accuracy"].as_f64().unwrap();
+    assert!(
+        accuracy > 0.9,
+        "two digits after 24 steps: accuracy {accuracy}"
+    );
+
+    let iso = dir.path().join("iso.toml");
+    std::fs::write(
+        &iso,
+        format!(
+            r#"
+source_checkpoint = "{}"
+[data]
+kind = "mnist"
+source_classes = [0, 1]
+validation_size = 64
+train_limit = 256
+test_limit = 64
+binarization = "dynamic"
+[process]
+lambda_end = 1.5
+steps = 2
+equilibration_steps = 8
+equilibrium = {{ rule = "stationary", window = 4, consecutive = 2, z = 2.0, min_steps = 8, max_steps = 16 }}
+learning_rate = 3e-4
+batch_size = 32
+relative_tolerance = 0.05
+max_corrector_iterations = 3
+accept_unconverged = true
+probe_size = 48
+gradient_probe_size = 24
+seed = 4
+[ift]
+relative_damping = 1e-2
+cg_tolerance = 1e-3
+cg_max_iterations = 2
+max_accepted_residual = 10.0
+hvp = {{ kind = "finite-difference", relative_step = 1e-3 }}
+"#,
+            src.join("checkpoint.ckpt").display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("iso");
+    let o = fep(&[
+        "iso-classification",
+        "--config",
+        iso.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let rows = std::fs::read_to_string(out.join("trace.jsonl")).unwrap();
+    assert!(rows.lines().count() >= 3, "start plus two steps");
+    let last: serde_json::Value = serde_json::from_str(rows.lines().last().unwrap()).unwrap();
+    assert!(
+        (last["lambda"].as_f64().unwrap() - 1.5).abs() < 1e-9,
+        "{last}"
+    );
+    let drift = s["max_relative_drift"].as_f64().unwrap();
+    assert!(drift.is_finite() && drift < 0.5, "test-set drift {drift}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{B, example_config, random_config};
+use common::{B, example_config, random_config, sized};
 use fep_thermo::exact::{ClosedForm, ExactSystem, JointMoments, transfer_gamma};
 use fep_thermo::{
     ConstraintKind, Continuation, EulerConfig, IftConfig, Integrator, Multipliers,
@@ -85,11 +85,11 @@ fn closed_form_matches_a_hand_computed_diagonal_case() {
 /// within 1e-3 relative, for lambda below and above 1.
 #[test]
 fn trained_model_reaches_the_closed_form_equilibrium() {
-    for (seed, n, m) in [(11u64, 2usize, 1usize), (12, 4, 2), (13, 6, 3)] {
+    for (seed, n, m) in sized(&[(11u64, 2usize, 1usize), (12, 4, 2), (13, 6, 3)]) {
         let config = random_config(seed, n, m);
         let cf = closed_form(&config);
         let mut system = ExactSystem::<B>::from_config(&config, &Default::default()).unwrap();
-        for (l, g) in [(0.5, 1.0), (2.0, 1.0), (1.0, 3.0)] {
+        for (l, g) in sized(&[(0.5, 1.0), (2.0, 1.0), (1.0, 3.0)]) {
             let mult = Multipliers::new(l, g);
             let trained = system.train(mult).unwrap().functionals;
             let exact = cf.point(mult).unwrap();
@@ -118,11 +118,11 @@ fn trained_model_reaches_the_closed_form_equilibrium() {
 /// absolute) of the closed-form derivatives; Maxwell residuals reported.
 #[test]
 fn estimated_sensitivities_match_the_closed_form() {
-    for (seed, n) in [(21u64, 2usize), (22, 4), (23, 6)] {
+    for (seed, n) in sized(&[(21u64, 2usize), (22, 4), (23, 6)]) {
         let config = random_config(seed, n, 2);
         let cf = closed_form(&config);
         let mut system = ExactSystem::<B>::from_config(&config, &Default::default()).unwrap();
-        for (l, g) in [(0.5, 1.0), (2.0, 1.0)] {
+        for (l, g) in sized(&[(0.5, 1.0), (2.0, 1.0)]) {
             let mult = Multipliers::new(l, g);
             system.train(mult).unwrap();
             let exact = cf.sensitivities(mult).unwrap();

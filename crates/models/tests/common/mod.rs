@@ -34,3 +34,17 @@ pub fn device() -> burn::backend::cuda::CudaDevice {
 pub fn device() -> burn::backend::wgpu::WgpuDevice {
     Default::default()
 }
+
+/// Whether the backend repeats a computation bit for bit. flex does; the GPU backends pick
+/// kernels by autotuning and reduce in parallel, so the same step can differ in the last
+/// bits between processes.
+pub const BITWISE_REPRODUCIBLE: bool = !cfg!(any(feature = "test-cuda", feature = "test-wgpu"));
+
+/// The largest absolute difference of two parameter vectors.
+pub fn max_abs_difference(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "parameter counts differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}

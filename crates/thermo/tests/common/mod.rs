@@ -18,6 +18,21 @@ pub type B = Autodiff<burn::backend::Cuda>;
 #[cfg(all(feature = "test-wgpu", not(feature = "test-cuda")))]
 pub type B = Autodiff<burn::backend::Wgpu>;
 
+/// Whether the tests run on wgpu, whose software device (llvmpipe, what `just test-wgpu`
+/// uses without a GPU) takes about 70 ms per Adam step of the exact model, each a string of
+/// tiny kernels: there the tests that train take their first instance and point only,
+/// with the same tolerances.
+pub const SOFTWARE_SIZED: bool = cfg!(feature = "test-wgpu");
+
+/// The first item of `items` when [`SOFTWARE_SIZED`], all of them otherwise.
+pub fn sized<T: Clone>(items: &[T]) -> Vec<T> {
+    if SOFTWARE_SIZED {
+        items[..1].to_vec()
+    } else {
+        items.to_vec()
+    }
+}
+
 /// A random symmetric positive definite matrix `L L' + 0.3 I` (n x n) and a random
 /// m x n regression matrix, so that W'W is not proportional to I.
 pub fn random_data(rng: &mut ChaCha8Rng, n: usize, m: usize) -> GaussianDataConfig {
