@@ -106,7 +106,12 @@ reproduce:
 
 # Throughput of training, evaluation, Hessian-vector products and data loading.
 bench *args:
-    {{fep}} bench --json runs/bench/bench.json {{args}}
+    {{fep}} bench --out runs/bench --force {{args}}
+
+# How the cost grows with the batch (32 to 512) and with num_z (1, 4, 8), with the peak
+# memory of each configuration (mnist-small and the authors' network; about 20 min on 2 cores).
+bench-scaling:
+    {{fep}} bench --arch mnist-small mnist-paper --batch 32 64 128 256 512 --num-z 1 4 8 --steps 2 --reps 3 --out runs/bench-scaling --force
 
 # Side by side with JAX (CPU, jit) on the reference model: installs JAX into benchmarks/peers/.venv.
 bench-peers:

@@ -61,7 +61,7 @@ if [[ "$HAVE_GPU" == "1" ]]; then
     fi
     log "bench on the GPU (mnist-paper and mnist-small, batch 64 and 128)"
     "$BIN" --backend cuda bench --arch mnist-paper mnist-small --batch 64 128 --num-z 8 \
-        --json "$OUT/bench-cuda.json" | tee "$OUT/bench-cuda.txt"
+        --out "$OUT/bench-cuda" --force | tee "$OUT/bench-cuda.txt"
     "$BIN" --backend cuda bench reference --json "$OUT/reference-cuda.json" | tee "$OUT/reference-cuda.txt"
 else
     log "skipping GPU runs (no GPU)"

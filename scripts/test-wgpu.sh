@@ -19,7 +19,7 @@ log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
 : > "$OUT/summary.txt"
 
 have_vulkan_driver() {
-    ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1
+    compgen -G "/usr/share/vulkan/icd.d/*.json" >/dev/null || compgen -G "/etc/vulkan/icd.d/*.json" >/dev/null
 }
 if ! have_vulkan_driver && command -v apt-get >/dev/null 2>&1; then
     log "no Vulkan driver: installing mesa-vulkan-drivers (software device llvmpipe)"
@@ -50,13 +50,14 @@ run() {
     [[ $rc == 0 ]] || status=1
 }
 
-# The exact model: trained equilibrium and IFT / surface sensitivities against the closed
-# form, at the flex tests' tolerances (first instance and point on the software device).
-run thermo-exact cargo test --release -p fep-thermo --features test-wgpu --test exact_model -- \
-    trained_model_reaches_the_closed_form_equilibrium estimated_sensitivities_match_the_closed_form
-# Deep models: shapes, single steps of all three architectures, micro-batching, resume,
-# the NaN guard, the IFT estimator on a deep system.
-run models cargo test --release -p fep-models --features test-wgpu --test training -- \
+# The exact model (trained equilibrium and IFT / surface sensitivities against the closed
+# form, at the flex tests' tolerances; first instance and point on the software device) and
+# the deep models (shapes, single steps of all three architectures, micro-batching, resume,
+# the NaN guard, the IFT estimator on a deep system). One cargo call: one feature set, one
+# build of the backend crates.
+run models cargo test --release -p fep-thermo -p fep-models \
+    --features fep-thermo/test-wgpu,fep-models/test-wgpu --test exact_model --test training -- \
+    trained_model_reaches_the_closed_form_equilibrium estimated_sensitivities_match_the_closed_form \
     architectures one_training_step micro_batches resume nan_in_the_loss deep_system_feeds
 # The command line on wgpu: exact solve within the flex tolerances, a deep model trained
 # and carried through a two-step iso-classification, the bench.

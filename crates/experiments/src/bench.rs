@@ -16,8 +16,8 @@ use fep_thermo::sensitivity::{HvpMethod, hessian_vector_product};
 use fep_thermo::{Multipliers, ThermodynamicSystem};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
-use crate::io::{create_dir, write_json};
+use crate::error::{ExperimentError, Result};
+use crate::io::{create_dir, prepare_out_dir, write_json};
 use crate::provenance::{device_name, threads};
 
 /// Median, minimum and maximum of repeated measurements.
@@ -53,6 +53,12 @@ impl Stat {
             max: sorted.last().copied().unwrap_or(f64::NAN),
         }
     }
+}
+
+/// Resets the peak-resident-memory mark of this process (Linux: `5` into
+/// `/proc/self/clear_refs`); whether it could.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// Peak resident memory of this process in MiB (Linux `VmHWM`), if known.
@@ -245,8 +251,8 @@ pub struct BenchOptions {
     pub architectures: Vec<Architecture>,
     /// Batch sizes.
     pub batches: Vec<usize>,
-    /// Latent samples per example.
-    pub num_z: usize,
+    /// Latent samples per example (each value a configuration of the suite).
+    pub num_z: Vec<usize>,
     /// Untimed steps before each measurement.
     pub warmup: usize,
     /// Timed steps per repetition.
@@ -255,11 +261,13 @@ pub struct BenchOptions {
     pub reps: usize,
     /// Forward/backward in micro-batches of this size with accumulated gradients.
     pub micro_batch: Option<usize>,
-    /// Where to write the report.
-    pub json: PathBuf,
+    /// The result folder (`bench.json` goes there).
+    pub out: PathBuf,
+    /// Overwrite a non-empty result folder.
+    pub force: bool,
 }
 
-/// One (architecture, batch) of the suite.
+/// One (architecture, batch, num_z) of the suite.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelBench {
     /// Architecture name.
@@ -280,6 +288,11 @@ pub struct ModelBench {
     pub hvp_over_gradient: Stat,
     /// Time of one gradient, seconds.
     pub gradient_seconds: Stat,
+    /// Peak resident memory of the process while this configuration ran, MiB (Linux: the
+    /// high-water mark is reset before it; host memory, so on a GPU backend it does not
+    /// count device memory). `None` where the system does not report it.
+    #[serde(default)]
+    pub peak_rss_mib: Option<f64>,
 }
 
 /// Library versions.
@@ -312,7 +325,7 @@ pub struct BenchReport {
     pub models: Vec<ModelBench>,
     /// Batches of the bundled MNIST subset with dynamic binarisation, to the device.
     pub data_loading_images_per_second: Stat,
-    /// Peak resident memory, MiB.
+    /// Peak resident memory over the whole run, MiB.
     pub peak_rss_mib: Option<f64>,
 }
 
@@ -321,8 +334,10 @@ fn bench_model<B: AutodiffBackend>(
     options: &BenchOptions,
     arch: Architecture,
     batch: usize,
+    num_z: usize,
 ) -> Result<ModelBench> {
-    let mut t = trainer::<B>(arch, batch, options.num_z, options.micro_batch, device)?;
+    let memory_tracked = reset_peak_rss();
+    let mut t = trainer::<B>(arch, batch, num_z, options.micro_batch, device)?;
     let data = images_for(arch, batch)?;
     let idx: Vec<usize> = (0..batch).collect();
     let bin = binarization(arch);
@@ -334,7 +349,7 @@ fn bench_model<B: AutodiffBackend>(
     for rep in 0..=options.reps {
         let clock = Instant::now();
         for _ in 0..options.steps {
-            evaluate(&inner, &data, bin, options.num_z, batch, 1, device)?;
+            evaluate(&inner, &data, bin, num_z, batch, 1, device)?;
         }
         if rep > 0 {
             eval_rates.push((options.steps * batch) as f64 / clock.elapsed().as_secs_f64());
@@ -375,13 +390,14 @@ fn bench_model<B: AutodiffBackend>(
     Ok(ModelBench {
         architecture: arch.name().to_string(),
         batch,
-        num_z: options.num_z,
+        num_z,
         micro_batch: options.micro_batch,
         train_images_per_second_median: train.median * batch as f64,
         train_steps_per_second: train,
         eval_images_per_second: Stat::of(eval_rates),
         hvp_over_gradient: Stat::of(ratio.collect()),
         gradient_seconds: Stat::of(grad_times),
+        peak_rss_mib: memory_tracked.then(peak_rss_mib).flatten(),
     })
 }
 
@@ -392,12 +408,20 @@ pub fn bench<B: AutodiffBackend>(
     options: &BenchOptions,
     mut on_model: impl FnMut(&ModelBench),
 ) -> Result<BenchReport> {
+    if options.num_z.is_empty() || options.batches.is_empty() || options.architectures.is_empty() {
+        return Err(ExperimentError::Invalid(
+            "bench: give at least one architecture, batch size and num_z".into(),
+        ));
+    }
+    let out = prepare_out_dir(&options.out, options.force)?;
     let mut models = Vec::new();
     for &arch in &options.architectures {
         for &batch in &options.batches {
-            let row = bench_model::<B>(device, options, arch, batch)?;
-            on_model(&row);
-            models.push(row);
+            for &num_z in &options.num_z {
+                let row = bench_model::<B>(device, options, arch, batch, num_z)?;
+                on_model(&row);
+                models.push(row);
+            }
         }
     }
     let mnist = Mnist::load_dir(fep_data::bundled_mnist_dir()?, Split::Train)?;
@@ -429,6 +453,6 @@ pub fn bench<B: AutodiffBackend>(
         data_loading_images_per_second: Stat::of(load_rates),
         peak_rss_mib: peak_rss_mib(),
     };
-    write_report(&options.json, &report)?;
+    write_report(&out.join("bench.json"), &report)?;
     Ok(report)
 }

@@ -344,9 +344,10 @@ pub struct BenchArgs {
     /// Batch sizes of the suite.
     #[arg(long, num_args = 1.., default_values_t = vec![64usize, 128])]
     pub batch: Vec<usize>,
-    /// Latent samples per example.
-    #[arg(long, default_value_t = 1)]
-    pub num_z: usize,
+    /// Latent samples per example; several values make several configurations (the
+    /// authors use 8).
+    #[arg(long, num_args = 1.., default_values_t = vec![1usize])]
+    pub num_z: Vec<usize>,
     /// Untimed steps before each measurement.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
@@ -359,9 +360,12 @@ pub struct BenchArgs {
     /// Forward/backward in micro-batches of this size with accumulated gradients (0: off).
     #[arg(long, default_value_t = 0)]
     pub micro_batch: usize,
-    /// Where to write bench.json.
-    #[arg(long, default_value = "runs/bench/bench.json")]
-    pub json: PathBuf,
+    /// Result folder: bench.json goes there.
+    #[arg(long, default_value = "runs/bench")]
+    pub out: PathBuf,
+    /// Overwrite the files of a non-empty result folder.
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl BenchArgs {
@@ -370,12 +374,13 @@ impl BenchArgs {
         BenchOptions {
             architectures: self.arch.iter().map(|a| a.architecture()).collect(),
             batches: self.batch.clone(),
-            num_z: self.num_z,
+            num_z: self.num_z.clone(),
             warmup: self.warmup,
             steps: self.steps,
             reps: self.reps,
             micro_batch: (self.micro_batch > 0).then_some(self.micro_batch),
-            json: self.json.clone(),
+            out: self.out.clone(),
+            force: self.force,
         }
     }
 }

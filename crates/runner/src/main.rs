@@ -296,7 +296,7 @@ fn run_on<B: AutodiffBackend>(device: &B::Device, command: &Command) -> Result<(
                 print::bench_header();
                 let r = bench::bench::<B>(device, &a.options(), print::bench_row)?;
                 print::bench_footer(&r);
-                println!("wrote {}", a.json.display());
+                println!("wrote {}", a.out.join("bench.json").display());
             }
         },
         Command::Data(cmd) => data_cmd::run(cmd)?,

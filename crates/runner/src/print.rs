@@ -216,24 +216,35 @@ pub fn exact_iso(s: &ExactIsoSummary) {
 /// The header of the benchmark table.
 pub fn bench_header() {
     println!(
-        "{:<14}{:>7}{:>16}{:>14}{:>16}{:>12}",
-        "model", "batch", "train steps/s", "images/s", "eval images/s", "HVP/grad"
+        "{:<14}{:>7}{:>6}{:>22}{:>10}{:>15}{:>10}{:>12}",
+        "model",
+        "batch",
+        "num_z",
+        "train steps/s",
+        "images/s",
+        "eval images/s",
+        "HVP/grad",
+        "peak MiB"
     );
 }
 
 /// One row of the benchmark table.
 pub fn bench_row(m: &ModelBench) {
     let t = &m.train_steps_per_second;
+    let steps = format!("{:.2} ({:.2}-{:.2})", t.median, t.min, t.max);
+    let memory = m
+        .peak_rss_mib
+        .map_or_else(|| "-".to_string(), |p| format!("{p:.0}"));
     println!(
-        "{:<14}{:>7}{:>10.2} ({:.2}-{:.2}){:>10.0}{:>16.0}{:>12.2}",
+        "{:<14}{:>7}{:>6}{:>22}{:>10.0}{:>15.0}{:>10.2}{:>12}",
         m.architecture,
         m.batch,
-        t.median,
-        t.min,
-        t.max,
+        m.num_z,
+        steps,
         m.train_images_per_second_median,
         m.eval_images_per_second.median,
-        m.hvp_over_gradient.median
+        m.hvp_over_gradient.median,
+        memory
     );
 }
 

@@ -380,7 +380,6 @@ hvp = {{ kind = "finite-difference", relative_step = 1e-3 }}
 #[test]
 fn bench_smoke_writes_its_json() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bench.json");
     let o = fep(&[
         "bench",
         "--arch",
@@ -391,13 +390,16 @@ fn bench_smoke_writes_its_json() {
         "1",
         "--reps",
         "1",
+        "--num-z",
+        "1",
+        "2",
         "--warmup",
         "0",
-        "--json",
-        path.to_str().unwrap(),
+        "--out",
+        dir.path().join("bench").to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let v = json(&path);
+    let v = json(&dir.path().join("bench/bench.json"));
     for key in [
         "device",
         "threads",
@@ -407,6 +409,17 @@ fn bench_smoke_writes_its_json() {
         "data_loading_images_per_second",
     ] {
         assert!(!v[key].is_null(), "{key} missing in {v}");
+    }
+    // One configuration per num_z, each with its own peak memory.
+    let models = v["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    assert_eq!(
+        (models[0]["num_z"].as_u64(), models[1]["num_z"].as_u64()),
+        (Some(1), Some(2))
+    );
+    if cfg!(target_os = "linux") {
+        let peak = |i: usize| models[i]["peak_rss_mib"].as_f64().unwrap();
+        assert!(peak(0) > 1.0 && peak(1) > 1.0, "{v}");
     }
     let m = &v["models"][0];
     assert_eq!(m["architecture"], "mnist-small");

@@ -170,7 +170,8 @@ hvp = {{ kind = "finite-difference", relative_step = 1e-3 }}
 #[test]
 #[ignore = "needs a GPU"]
 fn bench_runs_on_the_gpu() {
-    let dir = std::env::temp_dir().join("fep-gpu-bench.json");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench");
     let o = fep(&[
         "bench",
         "--arch",
@@ -183,8 +184,16 @@ fn bench_runs_on_the_gpu() {
         "1",
         "--warmup",
         "1",
-        "--json",
-        dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("bench.json")).unwrap()).unwrap();
+    assert!(
+        v["models"][0]["train_steps_per_second"]["median"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
 }
