@@ -45,7 +45,10 @@ run() {
     "$@" > "$OUT/$name.txt" 2>&1
     local rc=$?
     set -e
-    log "$name: $(grep -E '^test result' "$OUT/$name.txt" | tail -1) (rc $rc, $((SECONDS - start)) s)"
+    local passed failed
+    passed=$(grep -E '^test result' "$OUT/$name.txt" | grep -oE '[0-9]+ passed' | awk '{s += $1} END {print s + 0}')
+    failed=$(grep -E '^test result' "$OUT/$name.txt" | grep -oE '[0-9]+ failed' | awk '{s += $1} END {print s + 0}')
+    log "$name: $passed passed, $failed failed (rc $rc, $((SECONDS - start)) s)"
     grep -E '^test .* FAILED|panicked' "$OUT/$name.txt" | tee -a "$OUT/summary.txt" || true
     [[ $rc == 0 ]] || status=1
 }
