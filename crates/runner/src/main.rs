@@ -341,10 +341,15 @@ fn print_adapters(backend: BackendChoice) {
 /// when a device cannot start) becomes one error line naming the backend and the first
 /// panic's message. `RUST_BACKTRACE` set keeps Rust's own report.
 fn on_backend(backend: BackendChoice, f: impl FnOnce() -> Result<()>) -> Result<()> {
-    use std::sync::{Arc, Mutex};
     if backend == BackendChoice::Flex || std::env::var_os("RUST_BACKTRACE").is_some() {
         return f();
     }
+    catch_backend_panics(backend, f)
+}
+
+/// `f` with every panic (of any thread) caught: the first one's message becomes the error.
+fn catch_backend_panics(backend: BackendChoice, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    use std::sync::{Arc, Mutex};
     let first: Arc<Mutex<Option<String>>> = Arc::default();
     let seen = first.clone();
     let previous = std::panic::take_hook();
@@ -392,5 +397,32 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gpu_runtime_panic_in_a_worker_thread_becomes_one_error_line() {
+        let err = catch_backend_panics(BackendChoice::Wgpu, || {
+            let worker =
+                std::thread::spawn(|| panic!("No Discrete GPU device found,\nadapters []"));
+            let _ = worker.join();
+            panic!("the runtime's channel is closed");
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("backend wgpu failed: No Discrete GPU device found, adapters []"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        assert!(catch_backend_panics(BackendChoice::Wgpu, || Ok(())).is_ok());
+        let err = catch_backend_panics(BackendChoice::Cuda, || anyhow::bail!("plain error"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "plain error");
     }
 }
