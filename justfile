@@ -77,6 +77,7 @@ transfer-iso-classification *args: _source
 
 # Several seeds of the whole transfer (source training and process per seed), then mean +- sd:
 # runs/transfer-seeds/seed-<s>/ and aggregate.json. On a cluster: scripts/slurm/transfer-seeds.sh.
+# A killed run continues with `just transfer-seeds 3 --resume`.
 transfer-seeds n="3" *args:
     {{fep}} transfer-iso-classification --config experiments/transfer-iso-classification.toml --out runs/transfer-seeds --seeds {{n}} {{args}}
 

@@ -6,6 +6,10 @@
 #   sbatch --array=1-3 scripts/slurm/transfer-seeds.sh          # 3 seeds, one per task
 #   SEEDS=6 sbatch --array=1-3 scripts/slurm/transfer-seeds.sh  # 6 seeds, two per task
 #
+# A task that was killed (time limit, preemption) continues where it stopped when the
+# array is submitted again with RESUME=1: finished seeds are kept, the unfinished one
+# continues from its last completed step.
+#
 # Each seed trains its source model (~1.5 min on 2 CPU cores) and runs the transfer with its
 # baselines and ablations (~30 min on 2 CPU cores at the default config). Build first:
 #   cargo build --release --bin fep   (add --features cuda and BACKEND=cuda for GPUs)
@@ -23,4 +27,5 @@ BACKEND="${BACKEND:-flex}"
 mkdir -p runs/slurm
 ./target/release/fep --backend "$BACKEND" transfer-iso-classification \
     --config experiments/transfer-iso-classification.toml \
-    --out runs/transfer-seeds --seeds "$SEEDS" --seed-shard "$TASK/$TASKS"
+    --out runs/transfer-seeds --seeds "$SEEDS" --seed-shard "$TASK/$TASKS" \
+    ${RESUME:+--resume}

@@ -50,6 +50,7 @@ impl DemoOptions {
             data_dir: self.data_dir.clone(),
             out: Some(self.out.join("transfer")),
             force: self.force,
+            resume: false,
             integrator: None,
             steps: Some(self.steps),
             no_baselines: false,

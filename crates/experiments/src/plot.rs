@@ -31,6 +31,17 @@ pub enum Mark {
     ThickLine,
     /// Circles at the points.
     Points,
+    /// A translucent filled region: the points run along the lower edge and back along
+    /// the upper one ([`band`] builds them). Drawn under the lines; listed in the legend
+    /// only when labelled.
+    Band,
+}
+
+/// The points of a [`Mark::Band`] between `lower` and `upper` over the same `x`.
+pub fn band(x: &[f64], lower: &[f64], upper: &[f64]) -> Vec<(f64, f64)> {
+    let forward = x.iter().zip(lower).map(|(&x, &y)| (x, y));
+    let back = x.iter().zip(upper).rev().map(|(&x, &y)| (x, y));
+    forward.chain(back).collect()
 }
 
 /// One named series of (x, y) points.
@@ -169,7 +180,14 @@ where
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(drawing)?;
-    for s in &chart.series {
+    // Bands first, so that every line is drawn over them.
+    let mut order: Vec<&Series> = chart
+        .series
+        .iter()
+        .filter(|s| s.mark == Mark::Band)
+        .collect();
+    order.extend(chart.series.iter().filter(|s| s.mark != Mark::Band));
+    for s in order {
         let color = if s.color == GUIDE_COLOR {
             RGBColor(80, 80, 80).to_rgba()
         } else {
@@ -188,6 +206,9 @@ where
                 pts.into_iter()
                     .map(move |p| Circle::new(p, 4, color.filled())),
             ),
+            Mark::Band => {
+                ctx.draw_series(std::iter::once(Polygon::new(pts, color.mix(0.2).filled())))
+            }
         }
         .map_err(drawing)?;
         if !s.label.is_empty() {
@@ -197,6 +218,9 @@ where
                 .legend(move |(x, y)| -> DynElement<_, _> {
                     if mark == Mark::Points {
                         Circle::new((x + 9, y), 4, color.filled()).into_dyn()
+                    } else if mark == Mark::Band {
+                        Rectangle::new([(x, y - 5), (x + 18, y + 5)], color.mix(0.2).filled())
+                            .into_dyn()
                     } else {
                         PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(width))
                             .into_dyn()

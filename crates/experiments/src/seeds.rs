@@ -2,7 +2,9 @@
 //! jobs: each seed writes `<out>/seed-<s>/` (its `train-source/` inside), any subset of
 //! the seeds can run as one task of a job array (`--seed-shard i/n`), and the aggregate
 //! of every finished seed (mean, standard deviation and per-seed values of each number of
-//! the tables) is written to `<out>/aggregate.json` after each task and by `fep aggregate`.
+//! the tables) is written to `<out>/aggregate.json` after each task and by `fep aggregate`,
+//! with charts of every method's trace over the seeds (mean and a band of one standard
+//! deviation, [`crate::seed_charts`]).
 
 use std::path::{Path, PathBuf};
 
@@ -213,6 +215,7 @@ pub fn aggregate_transfer(out: &Path) -> Result<TransferAggregate> {
         device: summaries[0].device.clone(),
     };
     write_json(&out.join("aggregate.json"), &aggregate)?;
+    crate::seed_charts::transfer_seed_charts(out, &aggregate.seeds, &aggregate.device)?;
     Ok(aggregate)
 }
 
@@ -229,6 +232,7 @@ pub fn aggregate_iso(out: &Path) -> Result<IsoAggregate> {
         device: summaries[0].device.clone(),
     };
     write_json(&out.join("aggregate.json"), &aggregate)?;
+    crate::seed_charts::iso_seed_charts(out, &aggregate.seeds, &aggregate.device)?;
     Ok(aggregate)
 }
 
@@ -278,27 +282,39 @@ pub fn run_seeds<B: AutodiffBackend>(
         .out
         .clone()
         .ok_or_else(|| invalid("--seeds needs --out (the folder of the seeds)"))?;
+    let resuming = options.process.resume;
     for seed in options.my_seeds() {
         let dir = out.join(format!("seed-{seed}"));
+        if resuming && dir.join("summary.json").is_file() {
+            tracing::info!("seed {seed}: finished before, kept");
+            continue;
+        }
         let train_dir = dir.join("train-source");
-        tracing::info!("seed {seed}: source training in {}", train_dir.display());
-        train_source::<B>(
-            device,
-            &TrainSourceOptions {
-                config: options.train_config.clone(),
-                data_dir: options.process.data_dir.clone(),
-                out: train_dir.clone(),
-                force: options.process.force,
-                resume: false,
-                epochs: None,
-                seed: Some(seed),
-            },
-        )?;
+        if resuming && train_dir.join("summary.json").is_file() {
+            tracing::info!("seed {seed}: source trained before, kept");
+        } else {
+            tracing::info!("seed {seed}: source training in {}", train_dir.display());
+            train_source::<B>(
+                device,
+                &TrainSourceOptions {
+                    config: options.train_config.clone(),
+                    data_dir: options.process.data_dir.clone(),
+                    out: train_dir.clone(),
+                    force: options.process.force || resuming,
+                    resume: false,
+                    epochs: None,
+                    seed: Some(seed),
+                },
+            )?;
+        }
+        // A process that had started continues from its last step; one that had not
+        // starts.
         let process = ProcessOptions {
             source: Some(train_dir.join(CHECKPOINT)),
             out: Some(dir.clone()),
             seed: Some(seed),
             force: true,
+            resume: resuming && dir.join("resume").join("config.json").is_file(),
             ..options.process.clone()
         };
         match experiment {

@@ -59,7 +59,7 @@ impl<B: Backend> BatchFunctionals<B> {
     }
 }
 
-/// Serialises every draw of initial parameters from the backend's generator, which is one
+XX
 /// per process: a seed and the draws that follow it cannot be split by another thread's
 /// initialisation.
 /// Forces every lazily initialised parameter to be drawn.

@@ -93,12 +93,26 @@ pub struct EquilibrationSettings {
 }
 
 /// Counters of the work a system has done (for compute budgets).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct WorkCounters {
     /// Optimiser steps taken by `equilibrate`.
     pub optimizer_steps: u64,
     /// Probe gradients evaluated (each is one forward and backward over the probe).
     pub probe_gradients: u64,
+}
+
+/// What a [`DeepSystem`] holds beyond its trainer (model, Adam state, step count) and its
+/// fixed data: with both restored ([`DeepSystem::restore`]) the system continues exactly.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SystemState {
+    /// The data position t of p_t.
+    pub t: f64,
+    /// Batches drawn so far from the source and the target training streams.
+    pub cursors: [u64; 2],
+    /// The work done so far.
+    pub work: WorkCounters,
+    /// The equilibration learning rate.
+    pub learning_rate: f64,
 }
 
 /// A [`FepModel`] with its optimiser, training data and probe sets.
@@ -211,6 +225,29 @@ impl<B: AutodiffBackend> DeepSystem<B> {
     /// The work done so far.
     pub fn work(&self) -> WorkCounters {
         self.work
+    }
+
+    /// The state beyond the trainer (see [`SystemState`]).
+    pub fn state(&self) -> SystemState {
+        SystemState {
+            t: self.t,
+            cursors: self.cursors,
+            work: self.work,
+            learning_rate: self.settings.learning_rate,
+        }
+    }
+
+    /// Puts back a trainer and a state saved from a system built the same way (same data,
+    /// probes and settings), for example from a checkpoint of a killed run.
+    pub fn restore(&mut self, trainer: Trainer<B>, state: SystemState) -> Result<()> {
+        fep_thermo::check_data_position(state.t)
+            .map_err(|e| crate::error::ModelError::InvalidConfig(e.to_string()))?;
+        self.trainer = trainer;
+        self.t = state.t;
+        self.cursors = state.cursors;
+        self.work = state.work;
+        self.settings.learning_rate = state.learning_rate;
+        Ok(())
     }
 
     /// Change the equilibration learning rate.

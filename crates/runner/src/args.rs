@@ -73,6 +73,10 @@ pub struct ProcessArgs {
     /// Overwrite an existing result directory.
     #[arg(long)]
     pub force: bool,
+    /// Continue a killed run in --out from its last completed step (same config); with
+    /// --seeds, skip the finished seeds and continue the unfinished one.
+    #[arg(long, conflicts_with = "force")]
+    pub resume: bool,
     /// Override the integrator (predictor-corrector or euler).
     #[arg(long)]
     pub integrator: Option<IntegratorKind>,
@@ -127,6 +131,7 @@ impl ProcessArgs {
             data_dir: self.data_dir.clone(),
             out: self.out.clone(),
             force: self.force,
+            resume: self.resume,
             integrator: self.integrator,
             steps: self.steps,
             no_baselines: self.no_baselines,

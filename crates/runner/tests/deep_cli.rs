@@ -45,6 +45,43 @@ seed = 3
 eval_batch_size = 128
 "#;
 
+/// A transfer from the source checkpoint `source` to two digits disjoint from its own,
+/// sized for a test.
+fn tiny_transfer(source: &Path) -> String {
+    format!(
+        r#"
+source_checkpoint = "{}"
+[data]
+kind = "mnist"
+source_classes = [0, 1]
+target_classes = [2, 3]
+validation_size = 64
+train_limit = 256
+test_limit = 64
+binarization = "dynamic"
+[process]
+lambda_end = 1.5
+steps = 2
+equilibration_steps = 16
+equilibrium = {{ rule = "stationary", window = 4, consecutive = 2, z = 2.0, min_steps = 16, max_steps = 48 }}
+learning_rate = 5e-4
+batch_size = 32
+relative_tolerance = 0.04
+max_corrector_iterations = 6
+probe_size = 48
+gradient_probe_size = 24
+seed = 4
+[ift]
+relative_damping = 1e-2
+cg_tolerance = 1e-3
+cg_max_iterations = 2
+max_accepted_residual = 10.0
+hvp = {{ kind = "finite-difference", relative_step = 1e-3 }}
+"#,
+        source.join("checkpoint.ckpt").display()
+    )
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -212,38 +249,7 @@ fn short_transfer_on_disjoint_classes_is_measured_apart_from_the_controller() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // Target: two other digits, disjoint from the source's.
-    let transfer = format!(
-        r#"
-source_checkpoint = "{}"
-[data]
-kind = "mnist"
-source_classes = [0, 1]
-target_classes = [2, 3]
-validation_size = 64
-train_limit = 256
-test_limit = 64
-binarization = "dynamic"
-[process]
-lambda_end = 1.5
-steps = 2
-equilibration_steps = 16
-equilibrium = {{ rule = "stationary", window = 4, consecutive = 2, z = 2.0, min_steps = 16, max_steps = 48 }}
-learning_rate = 5e-4
-batch_size = 32
-relative_tolerance = 0.04
-max_corrector_iterations = 6
-probe_size = 48
-gradient_probe_size = 24
-seed = 4
-[ift]
-relative_damping = 1e-2
-cg_tolerance = 1e-3
-cg_max_iterations = 2
-max_accepted_residual = 10.0
-hvp = {{ kind = "finite-difference", relative_step = 1e-3 }}
-"#,
-        src.join("checkpoint.ckpt").display()
-    );
+    let transfer = tiny_transfer(&src);
     let tcfg = write(dir.path(), "transfer.toml", &transfer);
     let out = dir.path().join("transfer");
     let o = fep(&[
@@ -444,4 +450,145 @@ fn bench_smoke_writes_its_json() {
     let v = json(&r);
     assert_eq!(v["steps_per_second"].as_array().unwrap().len(), 2);
     assert_eq!(v["num_params"], 220_555);
+}
+
+/// A JSON value without its wall times (which differ between any two runs).
+fn without_walls(mut v: serde_json::Value) -> serde_json::Value {
+    match &mut v {
+        serde_json::Value::Object(map) => {
+            map.remove("wall_seconds");
+            for x in map.values_mut() {
+                *x = without_walls(x.take());
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for x in items.iter_mut() {
+                *x = without_walls(x.take());
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
+fn rows_without_walls(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| without_walls(serde_json::from_str(l).unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_transfer_killed_midway_resumes_to_the_same_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "train.toml", TINY_TRAIN);
+    let src = dir.path().join("src");
+    let o = fep(&[
+        "train-source",
+        "--config",
+        &cfg,
+        "--out",
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Four steps, one baseline that traces a path and one that does not.
+    let text = tiny_transfer(&src).replace("steps = 2", "steps = 4")
+        + "[baselines]\nfine_tune = true\npaper_heuristic = false\nschedule_only = true\nfine_tune_at_end = false\n";
+    let tcfg = write(dir.path(), "transfer.toml", &text);
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "transfer-iso-classification",
+            "--config",
+            &tcfg,
+            "--out",
+            out.to_str().unwrap(),
+            "--save-steps",
+        ];
+        args.extend_from_slice(extra);
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    let straight = dir.path().join("straight");
+    let o = fep(&run(&straight, &[])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !straight.join("resume").exists(),
+        "a finished run leaves no resume state"
+    );
+
+    // The same run, killed (SIGKILL) once its second step is saved.
+    let killed = dir.path().join("killed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fep"))
+        .args(run(&killed, &[]))
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start fep");
+    let marker = killed.join("steps/step-002.ckpt");
+    let clock = std::time::Instant::now();
+    while !marker.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its second step"
+        );
+        assert!(clock.elapsed().as_secs() < 600, "no second step in 10 min");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !killed.join("summary.json").exists(),
+        "killed before the end"
+    );
+    assert!(killed.join("resume/trace.ckpt").is_file());
+
+    // Resuming with another config is refused, naming the folder.
+    let other = write(
+        dir.path(),
+        "other.toml",
+        &text.replace("seed = 4", "seed = 5"),
+    );
+    let o = fep(&[
+        "transfer-iso-classification",
+        "--config",
+        &other,
+        "--out",
+        killed.to_str().unwrap(),
+        "--resume",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("another config") && stderr(&o).contains("killed"),
+        "{}",
+        stderr(&o)
+    );
+    let o = fep(&run(&killed, &["--resume"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("resumed after step"), "{}", stderr(&o));
+    assert_eq!(
+        without_walls(json(&killed.join("summary.json"))),
+        without_walls(json(&straight.join("summary.json"))),
+        "the resumed run's summary differs from the uninterrupted one"
+    );
+    for trace in ["trace.jsonl", "fine_tune.jsonl", "schedule_only.jsonl"] {
+        assert_eq!(
+            rows_without_walls(&killed.join(trace)),
+            rows_without_walls(&straight.join(trace)),
+            "{trace}"
+        );
+    }
+    // Nothing left to resume once finished.
+    let o = fep(&run(&killed, &["--resume"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("has finished"), "{}", stderr(&o));
 }

@@ -46,7 +46,7 @@ pub use process::{
     AdaptiveStep, Constraint, ConstraintKind, Continuation, Correction, Corrector, EulerConfig,
     FixedGamma, GammaBounds, Integrator, IntegratorKind, IsoClassification, IsoDistortion, IsoRate,
     NewtonSecant, Predictor, PredictorCorrectorConfig, Process, ProcessPath, ProcessResult,
-    StepControl, StepRecord, Tangent, TrustRegion, run_process,
+    ProcessSnapshot, StepControl, StepProgress, StepRecord, Tangent, TrustRegion, run_process,
 };
 pub use quadratic::{QuadraticSystem, QuadraticTerm};
 pub use sensitivity::{

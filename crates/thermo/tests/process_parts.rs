@@ -4,8 +4,8 @@
 use fep_thermo::{
     AdaptiveStep, ConstraintKind, Continuation, Corrector, EulerConfig, Functional, GammaBounds,
     HvpMethod, IftConfig, Integrator, IntegratorKind, Multipliers, NewtonSecant, Predictor,
-    PredictorCorrectorConfig, Process, ProcessPath, QuadraticSystem, StepControl, StepRecord,
-    StoppingRule, Tangent, ThermoError, ThermodynamicSystem, TrustRegion, run_process,
+    PredictorCorrectorConfig, Process, ProcessPath, ProcessSnapshot, QuadraticSystem, StepControl,
+    StepRecord, StoppingRule, Tangent, ThermoError, ThermodynamicSystem, TrustRegion, run_process,
 };
 
 fn ift() -> IftConfig {
@@ -611,4 +611,68 @@ fn corrector_honours_gamma_bounds() {
     assert_eq!(last.gamma, 1.5);
     assert!(!last.converged, "C cannot be held with gamma capped at 1.5");
     assert!(GammaBounds { min: 2.0, max: 1.0 }.validate().is_err());
+}
+
+/// A process stopped after two steps and resumed from its snapshot on a copy of the system
+/// (as a killed run resumes from its checkpoint) yields exactly the records of the
+/// uninterrupted process, with adaptive steps whose length the snapshot must carry.
+#[test]
+fn a_process_resumed_from_its_snapshot_continues_exactly() {
+    let path = ProcessPath::transfer(2.0, 0.5).with_data_exponent(2.0);
+    let continuation = newton(
+        1e-4,
+        4,
+        AdaptiveStep {
+            initial: 0.1,
+            growth: 1.7,
+            ..AdaptiveStep::default()
+        },
+    );
+    let (mut sys, start) = started(&path);
+    let whole = run_process(
+        &mut sys,
+        start,
+        &path,
+        ConstraintKind::IsoClassification,
+        &continuation,
+        |_| {},
+    )
+    .unwrap();
+    assert!(whole.records.len() > 4, "{}", whole.records.len());
+    let (mut sys, start) = started(&path);
+    let mut first = Process::new(
+        &mut sys,
+        start,
+        path,
+        ConstraintKind::IsoClassification,
+        continuation,
+    )
+    .unwrap();
+    for _ in 0..3 {
+        first.next().unwrap().unwrap();
+    }
+    // Through JSON, as the checkpoint stores it.
+    let text = serde_json::to_string(&first.snapshot()).unwrap();
+    let snapshot: ProcessSnapshot = serde_json::from_str(&text).unwrap();
+    assert_eq!(snapshot.records.len(), 3);
+    assert_ne!(snapshot.steps.step, 0.1, "the step length has grown");
+    drop(first);
+    let mut copy = sys.clone();
+    sys.set_data_position(0.0).unwrap(); // the original is gone: only the copy goes on
+    let resumed = Process::resume(
+        &mut copy,
+        path,
+        ConstraintKind::IsoClassification,
+        continuation,
+        snapshot,
+    )
+    .unwrap();
+    let rest: Vec<StepRecord> = resumed.map(|r| r.unwrap()).collect();
+    assert_eq!(rest.len(), whole.records.len() - 3);
+    for (a, b) in rest.iter().zip(&whole.records[3..]) {
+        assert_eq!(
+            (a.s, a.lambda, a.gamma, a.functionals, a.work),
+            (b.s, b.lambda, b.gamma, b.functionals, b.work)
+        );
+    }
 }

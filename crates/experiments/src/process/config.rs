@@ -309,6 +309,8 @@ pub struct ProcessOptions {
     pub out: Option<PathBuf>,
     /// Overwrite an existing result directory.
     pub force: bool,
+    /// Continue a killed run in `out` from its last completed step (`out/resume/`).
+    pub resume: bool,
     /// Override the integrator.
     pub integrator: Option<IntegratorKind>,
     /// Override the number of steps of the path.
@@ -361,6 +363,7 @@ pub(crate) struct Setup {
     pub out: PathBuf,
     pub domains: Domains,
     pub saver: super::trace::ModelSaver,
+    pub resume: super::resume::ResumeStore,
 }
 
 impl Setup {
@@ -424,7 +427,10 @@ pub(crate) fn setup(options: &ProcessOptions, defaults: &Defaults) -> Result<Set
         .clone()
         .unwrap_or_else(|| PathBuf::from(defaults.out));
     let domains = Domains::load(&cfg.data, options.data_dir.as_deref())?;
-    prepare_out_dir(&out, options.force)?;
+    if !options.resume {
+        prepare_out_dir(&out, options.force)?;
+    }
+    let resume = super::resume::ResumeStore::open(&out, &cfg, options.resume)?;
     write_toml(&out.join("config.toml"), &cfg)?;
     let saver = super::trace::ModelSaver {
         out: out.clone(),
@@ -436,6 +442,7 @@ pub(crate) fn setup(options: &ProcessOptions, defaults: &Defaults) -> Result<Set
         out,
         domains,
         saver,
+        resume,
     })
 }
 

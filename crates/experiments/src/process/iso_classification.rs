@@ -121,6 +121,7 @@ pub fn iso_classification<B: AutodiffBackend>(
             domains,
             test: cfg.process.test_measure(),
             saver: Some(&setup.saver),
+            resume: Some((&setup.resume, "trace")),
         },
         "iso-classification",
     )?;
@@ -153,6 +154,7 @@ pub fn iso_classification<B: AutodiffBackend>(
             domains,
             test: cfg.process.test_measure(),
             saver: None,
+            resume: Some((&setup.resume, "naive")),
         },
         "naive (gamma fixed)",
     )?;
@@ -209,6 +211,7 @@ pub fn iso_classification<B: AutodiffBackend>(
     };
     let summary_path = out.join("summary.json");
     write_json(&summary_path, &summary)?;
+    setup.resume.finish()?;
     files.insert(0, summary_path);
     Ok(Outcome { summary, files })
 }

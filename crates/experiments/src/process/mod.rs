@@ -5,6 +5,7 @@
 //!   `fep-thermo` [`Continuation`](fep_thermo::Continuation);
 //! * [`trace`]: the per-step record of a process or a baseline ([`TraceRow`]), the
 //!   observer that measures it between steps, its files and charts;
+//! * [`resume`]: what a run keeps so that, killed, it continues with `--resume`;
 //! * [`baselines`]: plain fine-tuning and the authors' heuristic controller;
 //! * [`iso_classification`]: lambda moves with C held on the source task, beside the naive
 //!   path with gamma fixed;
@@ -13,6 +14,7 @@
 pub mod baselines;
 pub mod config;
 pub mod iso_classification;
+pub mod resume;
 pub mod trace;
 pub mod transfer;
 

@@ -14,6 +14,7 @@ use fep_thermo::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::resume::{PathProgress, ResumeStore};
 use crate::error::{Result, ResultExt};
 use crate::io::{write_csv, write_jsonl};
 use crate::plot::{Chart, GUIDE_COLOR, Mark, Series, write_chart};
@@ -217,13 +218,35 @@ pub(crate) fn trace_process<B: AutodiffBackend>(
         domains,
         test: how,
         saver,
+        resume,
     } = *observer;
     let moves_data = path.moves_data();
-    let mut process = Process::new(system, start, path, constraint, continuation)
-        .context_with(|| format!("{label} process"))?;
+    let restored = match resume {
+        Some((store, name)) => store.load_step(name, system)?,
+        None => None,
+    };
+    let (mut process, mut rows, mut c0_test) = match restored {
+        Some(p) => {
+            eprintln!(
+                "{label}: resumed after step {} of the interrupted run (s = {:.3})",
+                p.rows.len().saturating_sub(1),
+                p.snapshot.s
+            );
+            (
+                Process::resume(system, path, constraint, continuation, p.snapshot)
+                    .context_with(|| format!("resuming the {label} process"))?,
+                p.rows,
+                p.c0_test,
+            )
+        }
+        None => (
+            Process::new(system, start, path, constraint, continuation)
+                .context_with(|| format!("{label} process"))?,
+            Vec::new(),
+            None,
+        ),
+    };
     let progress = bar(1000, label);
-    let mut rows = Vec::new();
-    let mut c0_test = None;
     while let Some(record) = process.next() {
         let r = record.context_with(|| format!("{label} process"))?;
         let system = process.system();
@@ -268,6 +291,15 @@ pub(crate) fn trace_process<B: AutodiffBackend>(
             )?;
             rows[k].checkpoint = Some(name);
         }
+        if let Some((store, name)) = resume {
+            let state = PathProgress {
+                snapshot: process.snapshot(),
+                system: process.system().state(),
+                rows: rows.clone(),
+                c0_test,
+            };
+            store.save_step(name, process.system(), &state)?;
+        }
     }
     progress.finish_and_clear();
     let result = process.finish();
@@ -289,6 +321,9 @@ pub(crate) struct Observer<'a> {
     pub test: TestMeasure,
     /// Where the path's models go after every step (with `--save-steps`), if anywhere.
     pub saver: Option<&'a ModelSaver>,
+    /// Where the path's progress is saved after every step, under which name, so that a
+    /// killed run continues from its last step (and where it is read back from).
+    pub resume: Option<(&'a ResumeStore, &'a str)>,
 }
 
 /// Where and how the models of a run are saved.

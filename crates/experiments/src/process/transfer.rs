@@ -150,6 +150,14 @@ pub struct TransferSummary {
     pub config: ProcessConfig,
 }
 
+/// A baseline that finished, as recorded for a resumed run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FinishedMethod {
+    result: MethodResult,
+    rows: Vec<TraceRow>,
+    wall_seconds: f64,
+}
+
 /// Accuracies on both test sets and R, D, C on the target test set of the current model.
 fn final_metrics<B: AutodiffBackend>(
     system: &DeepSystem<B>,
@@ -192,6 +200,7 @@ pub fn transfer<B: AutodiffBackend>(
             domains,
             test: cfg.process.test_measure(),
             saver: Some(&setup.saver),
+            resume: Some((&setup.resume, "trace")),
         },
         "transfer",
     )?;
@@ -240,11 +249,17 @@ pub fn transfer<B: AutodiffBackend>(
     let mut baselines = Baselines::default();
     let mut traces: Vec<(&str, Vec<TraceRow>)> =
         vec![("iso-classification (ours)", traced.rows.clone())];
-    // Each method from the same source checkpoint; its result, trace and wall time.
+    // Each method from the same source checkpoint; its result, trace and wall time (read
+    // back when it finished before an interruption).
     let mut run = |name: &'static str,
                    stem: &str,
                    method: &mut dyn FnMut(&mut DeepSystem<B>) -> Result<Vec<TraceRow>>|
      -> Result<MethodResult> {
+        if let Some(done) = setup.resume.load_done::<FinishedMethod>(stem)? {
+            walls.by_method.insert(stem.into(), done.wall_seconds);
+            traces.push((name, done.rows));
+            return Ok(done.result);
+        }
         let clock = Instant::now();
         let mut b = setup.assemble::<B>(device, true)?;
         let rows = method(&mut b.system)?;
@@ -259,9 +274,16 @@ pub fn transfer<B: AutodiffBackend>(
         result.controller_max_relative_drift = Some(max_controller_drift(&rows));
         result.optimizer_steps = Some(b.system.work().optimizer_steps);
         write_trace(out, stem, &rows)?;
-        walls
-            .by_method
-            .insert(stem.into(), clock.elapsed().as_secs_f64());
+        let wall_seconds = clock.elapsed().as_secs_f64();
+        setup.resume.save_done(
+            stem,
+            &FinishedMethod {
+                result: result.clone(),
+                rows: rows.clone(),
+                wall_seconds,
+            },
+        )?;
+        walls.by_method.insert(stem.into(), wall_seconds);
         traces.push((name, rows));
         Ok(result)
     };
@@ -304,6 +326,7 @@ pub fn transfer<B: AutodiffBackend>(
                         domains,
                         test: how,
                         saver: None,
+                        resume: Some((&setup.resume, "schedule_only")),
                     },
                     "schedule only",
                 )?;
@@ -377,6 +400,7 @@ pub fn transfer<B: AutodiffBackend>(
     };
     let summary_path = out.join("summary.json");
     write_json(&summary_path, &summary)?;
+    setup.resume.finish()?;
     files.insert(0, summary_path);
     Ok(Outcome { summary, files })
 }

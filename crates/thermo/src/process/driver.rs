@@ -11,7 +11,7 @@ use super::constraint::{Constraint, ConstraintKind};
 use super::corrector::{Correction, Corrector};
 use super::predictor::{Predictor, Tangent, along_tangent, hold};
 use super::schedule::ProcessPath;
-use super::step_control::{StepControl, StepProposal, StepState, Verdict};
+use super::step_control::{StepControl, StepProgress, StepProposal, StepState, Verdict};
 use crate::equilibrium::{EquilibriumReport, StoppingRule};
 use crate::error::{Result, ThermoError};
 use crate::sensitivity::IftConfig;
@@ -126,6 +126,23 @@ impl ProcessResult {
     }
 }
 
+/// Everything a [`Process`] holds between two steps apart from the system: with the
+/// system's own state restored, [`Process::resume`] continues exactly where
+/// [`Process::snapshot`] was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSnapshot {
+    /// The held (or monitored) value G0.
+    pub target: f64,
+    /// The multipliers of the last accepted point.
+    pub multipliers: Multipliers,
+    /// The path parameter of the last accepted point.
+    pub s: f64,
+    /// The step policy's progress.
+    pub steps: StepProgress,
+    /// The records yielded so far, the start included.
+    pub records: Vec<StepRecord>,
+}
+
 enum Phase {
     /// The start record, not yet yielded.
     Start(StepRecord),
@@ -200,6 +217,60 @@ impl<'a, S: ThermodynamicSystem + ?Sized> Process<'a, S> {
         let record = process.record(0.0, start, f0, 0, true, EquilibriumReport::default());
         process.phase = Phase::Start(record);
         Ok(process)
+    }
+
+    /// A process continued from `snapshot` (taken by [`Process::snapshot`] on a process
+    /// with the same path, constraint and continuation) on a system restored to the state
+    /// it had then: the next item is the step after the snapshot's last record. The
+    /// records before it are in [`Process::records`] but not yielded again.
+    pub fn resume(
+        system: &'a mut S,
+        path: ProcessPath,
+        constraint: ConstraintKind,
+        continuation: Continuation,
+        snapshot: ProcessSnapshot,
+    ) -> Result<Self> {
+        continuation.validate()?;
+        let last = snapshot.records.last().ok_or_else(|| {
+            ThermoError::InvalidConfig("a process snapshot without its start record".into())
+        })?;
+        if (last.s - snapshot.s).abs() > 1e-12 || !(0.0..=1.0).contains(&snapshot.s) {
+            return Err(ThermoError::InvalidConfig(format!(
+                "inconsistent process snapshot: s = {} but its last record is at s = {}",
+                snapshot.s, last.s
+            )));
+        }
+        // The clock continues from the last record's wall time.
+        let elapsed = std::time::Duration::from_secs_f64(last.wall_seconds.max(0.0));
+        let clock = Instant::now()
+            .checked_sub(elapsed)
+            .unwrap_or_else(Instant::now);
+        system.set_data_position(path.data(snapshot.s))?;
+        Ok(Process {
+            system,
+            path,
+            constraint: constraint.constraint(),
+            steps: continuation.step_control.resume(snapshot.steps),
+            continuation,
+            target: snapshot.target,
+            multipliers: snapshot.multipliers,
+            s: snapshot.s,
+            records: snapshot.records,
+            clock,
+            phase: Phase::Stepping,
+        })
+    }
+
+    /// The state between two steps (after the item just yielded) that, with the system's
+    /// own state, lets [`Process::resume`] continue the process exactly.
+    pub fn snapshot(&self) -> ProcessSnapshot {
+        ProcessSnapshot {
+            target: self.target,
+            multipliers: self.multipliers,
+            s: self.s,
+            steps: self.steps.progress(),
+            records: self.records.clone(),
+        }
     }
 
     /// The system, between steps.

@@ -25,7 +25,7 @@ pub use constraint::{
     Constraint, ConstraintKind, FixedGamma, IsoClassification, IsoDistortion, IsoRate,
 };
 pub use corrector::{Correction, Corrector, NewtonSecant};
-pub use driver::{Continuation, Process, ProcessResult, StepRecord, run_process};
+pub use driver::{Continuation, Process, ProcessResult, ProcessSnapshot, StepRecord, run_process};
 pub use predictor::{Predictor, Tangent};
 pub use schedule::ProcessPath;
-pub use step_control::{AdaptiveStep, StepControl, StepProposal, StepState, Verdict};
+pub use step_control::{AdaptiveStep, StepControl, StepProgress, StepProposal, StepState, Verdict};

@@ -131,6 +131,15 @@ impl StepControl {
         }
     }
 
+    /// The policy's state after `progress` (a process resumed from a snapshot).
+    pub fn resume(&self, progress: StepProgress) -> StepState {
+        StepState {
+            control: *self,
+            taken: progress.taken,
+            step: progress.step,
+        }
+    }
+
     /// Whether a failed step can be undone and retried (the driver then keeps the
     /// parameters of the step's start).
     pub fn retries(&self) -> bool {
@@ -138,7 +147,25 @@ impl StepControl {
     }
 }
 
+/// How far a step policy has gone: the steps accepted and the current step length (with
+/// the policy itself, everything [`StepState`] holds).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepProgress {
+    /// Steps accepted.
+    pub taken: usize,
+    /// Current step length in s.
+    pub step: f64,
+}
+
 impl StepState {
+    /// Steps accepted and the current step length.
+    pub fn progress(&self) -> StepProgress {
+        StepProgress {
+            taken: self.taken,
+            step: self.step,
+        }
+    }
+
     /// The current step length.
     pub fn step(&self) -> f64 {
         self.step
