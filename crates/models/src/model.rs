@@ -59,9 +59,6 @@ impl<B: Backend> BatchFunctionals<B> {
     }
 }
 
-XX
-/// per process: a seed and the draws that follow it cannot be split by another thread's
-/// initialisation.
 /// Forces every lazily initialised parameter to be drawn.
 struct Materialise;
 
@@ -71,6 +68,9 @@ impl<B: Backend> burn::module::ModuleVisitor<B> for Materialise {
     }
 }
 
+/// Serialises every draw of initial parameters from the backend's generator, which is one
+/// per process: a seed and the draws that follow it cannot be split by another thread's
+/// initialisation.
 static BACKEND_GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl<B: Backend> FepModel<B> {
