@@ -305,6 +305,41 @@ mod tests {
     }
 
     #[test]
+    fn a_band_runs_along_the_lower_edge_and_back_along_the_upper() {
+        let b = band(&[0.0, 1.0, 2.0], &[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]);
+        assert_eq!(
+            b,
+            vec![
+                (0.0, 1.0),
+                (1.0, 2.0),
+                (2.0, 3.0),
+                (2.0, 6.0),
+                (1.0, 5.0),
+                (0.0, 4.0)
+            ]
+        );
+        // A chart with a band and its line draws (both files written).
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("banded");
+        let chart = Chart {
+            title: "band".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            series: vec![
+                Series {
+                    label: String::new(),
+                    points: b,
+                    mark: Mark::Band,
+                    color: 0,
+                },
+                line(vec![(0.0, 2.5), (1.0, 3.5), (2.0, 4.5)]),
+            ],
+        };
+        write_chart(&stem, &chart).unwrap();
+        assert!(stem.with_extension("png").is_file() && stem.with_extension("svg").is_file());
+    }
+
+    #[test]
     fn the_legend_goes_where_the_data_are_not() {
         let b = ((0.0, 1.0), (0.0, 1.0));
         // A rising line fills lower left and upper right.

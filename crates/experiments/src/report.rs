@@ -390,7 +390,7 @@ fn surface_section(md: &mut String, s: &SurfaceSummary, fig: &Figures) -> Result
     Ok(())
 }
 
-fn transfer_seeds_section(md: &mut String, a: &TransferAggregate) -> Result<()> {
+fn transfer_seeds_section(md: &mut String, a: &TransferAggregate, fig: &Figures) -> Result<()> {
     writeln!(
         md,
         "Seeds {:?} (each: its own source training and process), `{}`; mean +- sample standard deviation over seeds. C0 on the test splits: {}.\n",
@@ -422,7 +422,41 @@ fn transfer_seeds_section(md: &mut String, a: &TransferAggregate) -> Result<()> 
     for line in crate::seeds::transfer_differences(a) {
         writeln!(md, "- {line}").map_err(fmt_error)?;
     }
+    writeln!(
+        md,
+        "\nC on p_t held within 5% of C0 (test splits, fresh noise), seed by seed:\n"
+    )
+    .map_err(fmt_error)?;
+    for band in &a.bands {
+        writeln!(md, "- {}", band.describe("t")).map_err(fmt_error)?;
+    }
     writeln!(md).map_err(fmt_error)?;
+    for (stem, what) in [
+        (
+            "seeds_drift_by_steps",
+            "drift of C on p_t against the Adam steps spent, every method, mean and +- 1 sd over seeds",
+        ),
+        (
+            "seeds_drift_by_t",
+            "drift of C on p_t against t, the path methods, mean and +- 1 sd over seeds",
+        ),
+        (
+            "seeds_target_accuracy_by_steps",
+            "target test accuracy against the Adam steps spent, mean and +- 1 sd over seeds",
+        ),
+        (
+            "seeds_source_accuracy_by_steps",
+            "source test accuracy kept, mean and +- 1 sd over seeds",
+        ),
+    ] {
+        fig.embed(
+            md,
+            "transfer-seeds",
+            &format!("{stem}.png"),
+            &format!("transfer_{stem}.png"),
+            what,
+        )?;
+    }
     Ok(())
 }
 
@@ -521,6 +555,22 @@ pub fn report(options: &ReportOptions) -> Result<PathBuf> {
             a.rate_relative_change.show(100.0, 1)
         )
         .map_err(fmt_error)?;
+        writeln!(
+            md,
+            "C held within 3% of C0 (test split, fresh noise), seed by seed:\n"
+        )
+        .map_err(fmt_error)?;
+        for band in &a.bands {
+            writeln!(md, "- {}", band.describe("s")).map_err(fmt_error)?;
+        }
+        writeln!(md).map_err(fmt_error)?;
+        fig.embed(
+            &mut md,
+            "iso-classification-seeds",
+            "seeds_drift.png",
+            "iso_seeds_drift.png",
+            "drift of C along the iso-classification and the naive paths, mean and +- 1 sd over seeds",
+        )?;
     }
     writeln!(
         md,
@@ -534,7 +584,7 @@ pub fn report(options: &ReportOptions) -> Result<PathBuf> {
     let seeds = runs.join("transfer-seeds").join("aggregate.json");
     if seeds.is_file() {
         writeln!(md, "### Transfer over seeds (`just transfer-seeds`)\n").map_err(fmt_error)?;
-        transfer_seeds_section(&mut md, &read_json(&seeds)?)?;
+        transfer_seeds_section(&mut md, &read_json(&seeds)?, &fig)?;
     }
     writeln!(md, "## 4. Equilibrium surface (`just surface`)\n").map_err(fmt_error)?;
     match summary::<SurfaceSummary>(&runs.join("surface"))? {

@@ -121,6 +121,71 @@ impl MethodSpread {
     }
 }
 
+/// How one seed's path held C: the steps whose independent drift (test splits, fresh
+/// noise) left the band, and the worst one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedBand {
+    /// The seed.
+    pub seed: u64,
+    /// Half-width of the band, relative to C0.
+    pub band: f64,
+    /// Accepted points of the path, the start included.
+    pub points: usize,
+    /// The t (or s) of every point outside the band, with its drift.
+    pub outside: Vec<(f64, f64)>,
+    /// The largest |drift| and where.
+    pub worst: (f64, f64),
+}
+
+impl SeedBand {
+    /// The band of the path `<dir>/trace.jsonl`.
+    fn of(seed: u64, dir: &Path, band: f64) -> Result<Self> {
+        let rows: Vec<crate::process::TraceRow> = crate::io::read_jsonl(&dir.join("trace.jsonl"))?;
+        let drifts: Vec<(f64, f64)> = rows
+            .iter()
+            .filter_map(|r| r.test.map(|t| (r.t, t.relative_drift)))
+            .collect();
+        let worst = drifts.iter().copied().fold((0.0f64, 0.0f64), |w, d| {
+            if d.1.abs() > w.1.abs() { d } else { w }
+        });
+        Ok(Self {
+            seed,
+            band,
+            points: drifts.len(),
+            outside: drifts.into_iter().filter(|(_, d)| d.abs() > band).collect(),
+            worst,
+        })
+    }
+
+    /// One sentence: held at every point, or where and by how much not.
+    pub fn describe(&self, coordinate: &str) -> String {
+        if self.outside.is_empty() {
+            format!(
+                "seed {}: within {:.0}% of C0 at all {} points (largest {:+.2}% at {coordinate} = {:.3})",
+                self.seed,
+                100.0 * self.band,
+                self.points,
+                100.0 * self.worst.1,
+                self.worst.0
+            )
+        } else {
+            let list: Vec<String> = self
+                .outside
+                .iter()
+                .map(|(t, d)| format!("{:+.1}% at {coordinate} = {t:.3}", 100.0 * d))
+                .collect();
+            format!(
+                "seed {}: outside {:.0}% of C0 at {} of {} points: {}",
+                self.seed,
+                100.0 * self.band,
+                self.outside.len(),
+                self.points,
+                list.join(", ")
+            )
+        }
+    }
+}
+
 /// `aggregate.json` of a transfer over seeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransferAggregate {
@@ -130,6 +195,9 @@ pub struct TransferAggregate {
     pub c0_test: Spread,
     /// Each method that ran for every seed, in table order.
     pub methods: Vec<(String, MethodSpread)>,
+    /// How each seed's path held C on p_t within 5% (test splits, fresh noise).
+    #[serde(default)]
+    pub bands: Vec<SeedBand>,
     /// Backend and device of the first seed.
     pub device: String,
 }
@@ -147,6 +215,9 @@ pub struct IsoAggregate {
     pub naive_max_relative_drift: Spread,
     /// Relative change of R along the path.
     pub rate_relative_change: Spread,
+    /// How each seed's path held C within 3% (test split, fresh noise).
+    #[serde(default)]
+    pub bands: Vec<SeedBand>,
     /// Backend and device of the first seed.
     pub device: String,
 }
@@ -212,6 +283,10 @@ pub fn aggregate_transfer(out: &Path) -> Result<TransferAggregate> {
         seeds: runs.iter().map(|(s, _)| *s).collect(),
         c0_test: spread_of(&summaries, |s| s.held.c0_test),
         methods,
+        bands: runs
+            .iter()
+            .map(|(seed, _)| SeedBand::of(*seed, &out.join(format!("seed-{seed}")), 0.05))
+            .collect::<Result<_>>()?,
         device: summaries[0].device.clone(),
     };
     write_json(&out.join("aggregate.json"), &aggregate)?;
@@ -229,6 +304,10 @@ pub fn aggregate_iso(out: &Path) -> Result<IsoAggregate> {
         max_relative_drift: spread_of(&summaries, |s| s.held.max_relative_drift),
         naive_max_relative_drift: spread_of(&summaries, |s| s.naive.max_relative_drift),
         rate_relative_change: spread_of(&summaries, |s| s.rate_relative_change),
+        bands: runs
+            .iter()
+            .map(|(seed, _)| SeedBand::of(*seed, &out.join(format!("seed-{seed}")), 0.03))
+            .collect::<Result<_>>()?,
         device: summaries[0].device.clone(),
     };
     write_json(&out.join("aggregate.json"), &aggregate)?;

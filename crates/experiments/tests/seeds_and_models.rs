@@ -109,6 +109,32 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
     assert!((a.max_relative_drift.mean - 0.5 * (x + y)).abs() < 1e-12);
     assert!((a.max_relative_drift.sd - (x - y).abs() / 2f64.sqrt()).abs() < 1e-12);
     assert_ne!(x, y, "different seeds give different runs");
+    // The per-seed band is the trace's own drifts against 3%, and the chart with bands
+    // over seeds is written.
+    for (band, seed) in a.bands.iter().zip([5u64, 6]) {
+        assert_eq!(band.seed, seed);
+        let rows: Vec<TraceRow> =
+            read_jsonl(&out.join(format!("seed-{seed}/trace.jsonl"))).unwrap();
+        let drifts: Vec<f64> = rows
+            .iter()
+            .map(|r| r.test.unwrap().relative_drift)
+            .collect();
+        assert_eq!(band.points, rows.len());
+        assert_eq!(
+            band.outside.len(),
+            drifts.iter().filter(|d| d.abs() > 0.03).count()
+        );
+        let worst = drifts.iter().fold(0.0f64, |w, d| w.max(d.abs()));
+        assert_eq!(band.worst.1.abs(), worst);
+        assert!(
+            (worst - a.max_relative_drift.values[(seed - 5) as usize]).abs() < 1e-12,
+            "the worst point of the band is the summary's max drift"
+        );
+        assert!(band.describe("s").starts_with(&format!("seed {seed}: ")));
+    }
+    for f in ["seeds_drift.png", "seeds_drift.svg"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
 
     let seed_dir = out.join("seed-6");
     for f in [
