@@ -61,6 +61,13 @@ train-source-resume *args:
 train-source-paper data="data/mnist":
     {{fep}} train-source --config experiments/train-source-paper.toml --data-dir {{data}} --out runs/train-source-paper --force
 
+# The paper's transfer at its size (GPU): the authors' network on full MNIST, 25 steps of
+# 2 epochs, 8 latent samples. Use with a GPU backend, e.g.
+#   just features=cuda backend=cuda paper-transfer data/mnist
+paper-transfer data="data/mnist":
+    {{fep}} train-source --config experiments/train-source-paper.toml --data-dir {{data}} --out runs/train-source-paper --force
+    {{fep}} transfer-iso-classification --config experiments/transfer-iso-classification-paper.toml --data-dir {{data}} --out runs/transfer-paper --force
+
 train-source-cifar data="data/cifar10":
     {{fep}} train-source --config experiments/train-source-cifar.toml --data-dir {{data}} --out runs/train-source-cifar --force
 

@@ -159,3 +159,62 @@ fn exact_surface_passes_every_check_at_the_default_grid() {
         "{md}"
     );
 }
+
+/// Every shipped process and source config parses and validates with its schema, and the
+/// paper-size pair fits together (the transfer starts from the source config's output,
+/// with its data treatment).
+#[test]
+fn shipped_configs_parse_and_the_paper_pair_fits() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let experiments = root.join("experiments");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&experiments).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("train-source") {
+            fep_experiments::train_source::load_config(
+                &fep_experiments::train_source::TrainSourceOptions {
+                    config: path.clone(),
+                    data_dir: None,
+                    out: PathBuf::new(),
+                    force: false,
+                    resume: false,
+                    epochs: None,
+                    seed: None,
+                },
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            seen += 1;
+        } else if name.contains("iso-classification") {
+            fep_experiments::process::ProcessOptions {
+                config: Some(path.clone()),
+                ..Default::default()
+            }
+            .load_config("unused")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 6, "{seen} configs");
+    let source: toml::Value = toml::from_str(
+        &std::fs::read_to_string(experiments.join("train-source-paper.toml")).unwrap(),
+    )
+    .unwrap();
+    let transfer = fep_experiments::process::ProcessOptions {
+        config: Some(experiments.join("transfer-iso-classification-paper.toml")),
+        ..Default::default()
+    }
+    .load_config("unused")
+    .unwrap();
+    assert_eq!(
+        transfer.source_checkpoint,
+        PathBuf::from("runs/train-source-paper/checkpoint.ckpt")
+    );
+    assert_eq!(transfer.process.steps, 25);
+    assert_eq!(
+        source["data"]["binarization"].as_str(),
+        Some("none"),
+        "the paper's source sees grey levels"
+    );
+    assert_eq!(transfer.data.binarization, fep_data::BinarizationKind::None);
+}
