@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Side-by-side CPU training throughput: fep against the JAX peer.
+# Side-by-side CPU training throughput in one sitting: fep against JAX (two formulations)
+# and PyTorch (eager, torch.compile) on the reference model and the mnist-paper network.
 # Usage: bash benchmarks/peers/run.sh OUT_DIR [FEP_BINARY]
-# Extra settings via environment: REPS, STEPS, WARMUP, BATCH, DECONV (lax|subpixel).
+# Settings via environment (all optional):
+#   REPS     alternating repetitions per system (default 5)
+#   STEPS    timed steps per repetition, every model (default 20 reference, 5 mnist-paper)
+#   WARMUP   untimed steps first, every model (default 5 reference, 2 mnist-paper)
+#   THREADS  threads/CPUs of every system (default 2)
+#   MODELS   comma-separated subset of reference,mnist-paper (default both)
+#   BATCH    override every model's batch (default 128 reference, 64 mnist-paper)
+#   TORCH_COMPILE=0  skip torch.compile
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,19 +23,37 @@ out="$1"
 fep="${2:-$root/target/release/fep}"
 if [[ ! -x "$fep" ]]; then
   echo "error: fep binary not found or not executable: $fep" >&2
-  echo "       build it first: cargo build --release -p fep-runner" >&2
+  echo "       build it first: cargo build --release --bin fep" >&2
   exit 1
 fi
 fep="$(cd "$(dirname "$fep")" && pwd)/$(basename "$fep")"
+if [[ -n "${DECONV:-}" ]]; then
+  echo "note: DECONV is no longer used: both JAX formulations (lax, subpixel) always run" >&2
+fi
 
 venv="$here/.venv"
 if [[ ! -x "$venv/bin/python" ]]; then
+  if ! command -v python3 >/dev/null; then
+    echo "error: python3 not found (needed for the JAX and PyTorch peers)" >&2
+    exit 1
+  fi
   echo "creating virtual environment in $venv"
-  python3 -m venv "$venv"
+  python3 -m venv "$venv" || {
+    echo "error: could not create $venv (on Debian: apt-get install python3-venv)" >&2
+    exit 1
+  }
 fi
-echo "installing $here/requirements.txt"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+echo "installing $here/requirements.txt (JAX, optax, PyTorch; the first time downloads several GB)"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt" || {
+  echo "error: pip could not install $here/requirements.txt into $venv" >&2
+  exit 1
+}
 
-exec "$venv/bin/python" "$here/compare.py" --fep "$fep" --out "$out" \
-  --reps "${REPS:-5}" --steps "${STEPS:-20}" --warmup "${WARMUP:-5}" --batch "${BATCH:-128}" \
-  --deconv "${DECONV:-lax}"
+args=(--fep "$fep" --out "$out" --reps "${REPS:-5}" --threads "${THREADS:-2}")
+[[ -n "${STEPS:-}" ]] && args+=(--steps "$STEPS")
+[[ -n "${WARMUP:-}" ]] && args+=(--warmup "$WARMUP")
+[[ -n "${MODELS:-}" ]] && args+=(--models "$MODELS")
+[[ -n "${BATCH:-}" ]] && args+=(--batch "$BATCH")
+[[ "${TORCH_COMPILE:-1}" == "0" ]] && args+=(--no-torch-compile)
+
+exec "$venv/bin/python" "$here/compare.py" "${args[@]}"
