@@ -135,6 +135,11 @@ pub struct SeedBand {
     pub outside: Vec<(f64, f64)>,
     /// The largest |drift| and where.
     pub worst: (f64, f64),
+    /// The measurement's own noise: the median over the points of the standard error of C
+    /// on the test splits, relative to C0 (a drift within about two of these is not
+    /// resolved by the test splits).
+    #[serde(default)]
+    pub relative_standard_error: f64,
 }
 
 impl SeedBand {
@@ -145,6 +150,16 @@ impl SeedBand {
             .iter()
             .filter_map(|r| r.test.map(|t| (r.t, t.relative_drift)))
             .collect();
+        let c0 = rows
+            .first()
+            .and_then(|r| r.test)
+            .map_or(f64::NAN, |t| t.classification);
+        let mut noise: Vec<f64> = rows
+            .iter()
+            .filter_map(|r| r.test.map(|t| t.classification_se / c0))
+            .collect();
+        noise.sort_by(f64::total_cmp);
+        let relative_standard_error = noise.get(noise.len() / 2).copied().unwrap_or(f64::NAN);
         let worst = drifts.iter().copied().fold((0.0f64, 0.0f64), |w, d| {
             if d.1.abs() > w.1.abs() { d } else { w }
         });
@@ -154,14 +169,20 @@ impl SeedBand {
             points: drifts.len(),
             outside: drifts.into_iter().filter(|(_, d)| d.abs() > band).collect(),
             worst,
+            relative_standard_error,
         })
     }
 
-    /// One sentence: held at every point, or where and by how much not.
+    /// One sentence: held at every point, or where and by how much not, with the
+    /// measurement's own noise.
     pub fn describe(&self, coordinate: &str) -> String {
+        let noise = format!(
+            "; the test measurement's standard error is {:.1}% of C0",
+            100.0 * self.relative_standard_error
+        );
         if self.outside.is_empty() {
             format!(
-                "seed {}: within {:.0}% of C0 at all {} points (largest {:+.2}% at {coordinate} = {:.3})",
+                "seed {}: within {:.0}% of C0 at all {} points (largest {:+.2}% at {coordinate} = {:.3}){noise}",
                 self.seed,
                 100.0 * self.band,
                 self.points,
@@ -175,7 +196,7 @@ impl SeedBand {
                 .map(|(t, d)| format!("{:+.1}% at {coordinate} = {t:.3}", 100.0 * d))
                 .collect();
             format!(
-                "seed {}: outside {:.0}% of C0 at {} of {} points: {}",
+                "seed {}: outside {:.0}% of C0 at {} of {} points: {}{noise}",
                 self.seed,
                 100.0 * self.band,
                 self.outside.len(),

@@ -131,6 +131,14 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
             "the worst point of the band is the summary's max drift"
         );
         assert!(band.describe("s").starts_with(&format!("seed {seed}: ")));
+        let c0 = rows[0].test.unwrap().classification;
+        let mut se: Vec<f64> = rows
+            .iter()
+            .map(|r| r.test.unwrap().classification_se / c0)
+            .collect();
+        se.sort_by(f64::total_cmp);
+        assert_eq!(band.relative_standard_error, se[se.len() / 2]);
+        assert!(band.relative_standard_error > 0.0);
     }
     for f in ["seeds_drift.png", "seeds_drift.svg"] {
         assert!(out.join(f).is_file(), "{f} missing");
