@@ -135,9 +135,9 @@ pub struct SeedBand {
     pub outside: Vec<(f64, f64)>,
     /// The largest |drift| and where.
     pub worst: (f64, f64),
-    /// The measurement's own noise: the median over the points of the standard error of C
-    /// on the test splits, relative to C0 (a drift within about two of these is not
-    /// resolved by the test splits).
+    /// For scale: the median over the points of the standard error of C on the test splits
+    /// relative to C0 (the spread that the finite test splits put on C itself; a drift is a
+    /// paired difference on the same examples, whose error is smaller).
     #[serde(default)]
     pub relative_standard_error: f64,
 }
@@ -177,7 +177,7 @@ impl SeedBand {
     /// measurement's own noise.
     pub fn describe(&self, coordinate: &str) -> String {
         let noise = format!(
-            "; the test measurement's standard error is {:.1}% of C0",
+            "; for scale, the standard error of C itself on these test splits is {:.1}% of C0",
             100.0 * self.relative_standard_error
         );
         if self.outside.is_empty() {
