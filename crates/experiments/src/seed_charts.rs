@@ -1,7 +1,8 @@
 //! Charts over seeds: each method's mean trace with a band of plus or minus one sample
 //! standard deviation over the seeds, from the per-seed traces under
-//! `<out>/seed-<s>/<method>.jsonl`. Rows are matched by their index along the trace (every
-//! seed runs the same number of steps); the x of a row is its mean over seeds.
+//! `<out>/seed-<s>/<method>.jsonl`. Each seed's trace is interpolated linearly onto a
+//! common grid of x (t or Adam steps), since adaptive paths and measured equilibrations put
+//! the rows of different seeds at different x.
 
 use std::path::{Path, PathBuf};
 
@@ -21,12 +22,64 @@ struct MethodTraces {
     seeds: Vec<Vec<TraceRow>>,
 }
 
+/// The value at `x` of the piecewise-linear curve through `points` (sorted by x; held
+/// constant beyond the ends).
+fn interpolate(points: &[(f64, f64)], x: f64) -> f64 {
+    let Some(&(x0, y0)) = points.first() else {
+        return f64::NAN;
+    };
+    if x <= x0 {
+        return y0;
+    }
+    for w in points.windows(2) {
+        let ((xa, ya), (xb, yb)) = (w[0], w[1]);
+        if x <= xb {
+            return if xb > xa {
+                ya + (yb - ya) * (x - xa) / (xb - xa)
+            } else {
+                yb
+            };
+        }
+    }
+    points.last().map_or(f64::NAN, |p| p.1)
+}
+
 impl MethodTraces {
-    /// Mean and spread over seeds of `get` at each row index present in every seed.
-    fn spread(&self, get: impl Fn(&TraceRow) -> f64) -> Vec<Spread> {
-        let n = self.seeds.iter().map(Vec::len).min().unwrap_or(0);
-        (0..n)
-            .map(|i| Spread::of(self.seeds.iter().map(|rows| get(&rows[i])).collect()))
+    /// Mean and spread over seeds of `y` on a common grid of `x` from 0 to the smallest
+    /// last x of the seeds: each seed's trace is interpolated linearly between its rows (the
+    /// rows of adaptive paths and of methods with measured equilibrations sit at different
+    /// x in different seeds).
+    fn on_grid(
+        &self,
+        x: impl Fn(&TraceRow) -> f64,
+        y: impl Fn(&TraceRow) -> f64,
+    ) -> Vec<(f64, Spread)> {
+        let curves: Vec<Vec<(f64, f64)>> = self
+            .seeds
+            .iter()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| (x(r), y(r)))
+                    .filter(|(a, b)| a.is_finite() && b.is_finite())
+                    .collect()
+            })
+            .collect();
+        let end = curves
+            .iter()
+            .map(|c| c.last().map_or(0.0, |p| p.0))
+            .fold(f64::INFINITY, f64::min);
+        if !end.is_finite() || curves.iter().any(Vec::is_empty) {
+            return Vec::new();
+        }
+        const POINTS: usize = 60;
+        (0..=POINTS)
+            .map(|k| {
+                let at = end * k as f64 / POINTS as f64;
+                (
+                    at,
+                    Spread::of(curves.iter().map(|c| interpolate(c, at)).collect()),
+                )
+            })
             .collect()
     }
 }
@@ -81,14 +134,12 @@ fn seed_chart(
         if matches!(axis, SeedAxis::T) && !m.is_path {
             continue;
         }
-        let x: Vec<f64> = match axis {
-            SeedAxis::AdamSteps => m.spread(|r| r.optimizer_steps as f64),
-            SeedAxis::T => m.spread(|r| r.t),
-        }
-        .iter()
-        .map(|s| s.mean)
-        .collect();
-        let y = m.spread(get);
+        let grid = match axis {
+            SeedAxis::AdamSteps => m.on_grid(|r| r.optimizer_steps as f64, get),
+            SeedAxis::T => m.on_grid(|r| r.t, get),
+        };
+        let x: Vec<f64> = grid.iter().map(|(x, _)| *x).collect();
+        let y: Vec<Spread> = grid.into_iter().map(|(_, s)| s).collect();
         x_max = x.iter().copied().fold(x_max, f64::max);
         let lower: Vec<f64> = y.iter().map(|s| s.mean - s.sd).collect();
         let upper: Vec<f64> = y.iter().map(|s| s.mean + s.sd).collect();
@@ -229,4 +280,20 @@ pub fn iso_seed_charts(out: &Path, seeds: &[u64], device: &str) -> Result<Vec<Pa
         drift_percent,
         &guides,
     )?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interpolate;
+
+    #[test]
+    fn interpolation_is_linear_between_points_and_flat_beyond() {
+        let c = [(0.0, 1.0), (1.0, 3.0), (3.0, -1.0)];
+        assert_eq!(interpolate(&c, -1.0), 1.0);
+        assert_eq!(interpolate(&c, 0.5), 2.0);
+        assert_eq!(interpolate(&c, 2.0), 1.0);
+        assert_eq!(interpolate(&c, 3.0), -1.0);
+        assert_eq!(interpolate(&c, 9.0), -1.0);
+        assert!(interpolate(&[], 0.0).is_nan());
+    }
 }
