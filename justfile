@@ -104,7 +104,19 @@ surface-merge:
     {{fep}} surface merge --config experiments/surface.toml --out runs/surface
 
 # All three experiments at CPU-sized defaults, then docs/REPRODUCTION.md from their results.
+# (about 2 hours on 2 CPU cores, most of it the three transfer seeds; `reproduce-quick` skips
+# the seeds: about 45 minutes)
 reproduce:
+    just features={{features}} backend={{backend}} train-source
+    just features={{features}} backend={{backend}} iso-classification
+    just features={{features}} backend={{backend}} transfer-iso-classification
+    just features={{features}} backend={{backend}} iso-classification-seeds 3 --force
+    just features={{features}} backend={{backend}} transfer-seeds 3 --force
+    just features={{features}} backend={{backend}} surface
+    just features={{features}} backend={{backend}} exact-surface
+    {{fep}} report --runs runs --out docs/REPRODUCTION.md
+
+reproduce-quick:
     just features={{features}} backend={{backend}} train-source
     just features={{features}} backend={{backend}} iso-classification
     just features={{features}} backend={{backend}} transfer-iso-classification
