@@ -93,3 +93,30 @@ def cpu_model():
     except OSError:
         pass
     return "unknown"
+
+
+class TimedPeer:
+    """What every in-process peer shares: a subclass implements `_steps(n)`, which runs n
+    train steps and leaves `self.loss` materialised (the work finished, not only queued)."""
+
+    def warmup(self, steps):
+        self._steps(steps)
+
+    def run_rep(self, steps):
+        """Time `steps` train steps (results materialised at the end); return steps/s."""
+        import time
+
+        t0 = time.perf_counter()
+        self._steps(steps)
+        return steps / (time.perf_counter() - t0)
+
+    def losses(self, steps):
+        """Train `steps` steps (untimed) and return the loss of each."""
+        out = []
+        for _ in range(steps):
+            self._steps(1)
+            out.append(float(self.loss))
+        return out
+
+    def last_loss(self):
+        return float(self.loss)

@@ -25,7 +25,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -123,7 +122,7 @@ def make_deconv(impl):
     return deconv
 
 
-class Peer:
+class Peer(common.TimedPeer):
     """A compiled train step with its parameters, BatchNorm state, optimiser state and data."""
 
     def __init__(self, batch, seed, deconv_impl="lax", model="reference"):
@@ -300,25 +299,6 @@ class Peer:
             )
         self.jax.block_until_ready((self.params, self.state, self.opt_state, self.loss))
 
-    def warmup(self, steps):
-        self._steps(steps)
-
-    def run_rep(self, steps):
-        """Time `steps` train steps (results materialised at the end); return steps/s."""
-        t0 = time.perf_counter()
-        self._steps(steps)
-        return steps / (time.perf_counter() - t0)
-
-    def losses(self, steps):
-        """Train `steps` steps (untimed) and return the loss of each."""
-        out = []
-        for _ in range(steps):
-            self._steps(1)
-            out.append(float(self.loss))
-        return out
-
-    def last_loss(self):
-        return float(self.loss)
 
 
 # The old name of the class (it held the reference model only).

@@ -19,7 +19,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -149,7 +148,7 @@ def _compile_counts():
     )
 
 
-class Peer:
+class Peer(common.TimedPeer):
     """A model, its Adam optimiser, the data and a train step (eager or compiled)."""
 
     def __init__(self, model, batch, seed, threads=None, compile=False):
@@ -198,26 +197,6 @@ class Peer:
         for _ in range(n):
             self.loss = self._step()
         self.loss = self.loss.detach()
-
-    def warmup(self, steps):
-        self._steps(steps)
-
-    def run_rep(self, steps):
-        """Time `steps` train steps; return steps/s."""
-        t0 = time.perf_counter()
-        self._steps(steps)
-        return steps / (time.perf_counter() - t0)
-
-    def losses(self, steps):
-        """Train `steps` steps (untimed) and return the loss of each."""
-        out = []
-        for _ in range(steps):
-            self._steps(1)
-            out.append(float(self.loss))
-        return out
-
-    def last_loss(self):
-        return float(self.loss)
 
     @property
     def system(self):

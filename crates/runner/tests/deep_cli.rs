@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn fep(args: &[&str]) -> Output {
+fn fep<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fep"))
         .args(args)
         .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
@@ -86,6 +86,21 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p.to_string_lossy().into_owned()
+}
+
+/// `<dir>/src`, a source model trained by `fep train-source` on the config `text`.
+fn trained_source(dir: &Path, text: &str) -> PathBuf {
+    let cfg = write(dir, "train.toml", text);
+    let src = dir.join("src");
+    let o = fep(&[
+        "train-source",
+        "--config",
+        &cfg,
+        "--out",
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    src
 }
 
 #[test]
@@ -234,20 +249,7 @@ fn short_transfer_on_disjoint_classes_is_measured_apart_from_the_controller() {
     let dir = tempfile::tempdir().unwrap();
     // A source near its equilibrium (16 epochs): from an under-trained one C falls with any
     // further training, whatever gamma, and no multiplier can hold it.
-    let cfg = write(
-        dir.path(),
-        "train.toml",
-        &TINY_TRAIN.replace("epochs = 4", "epochs = 16"),
-    );
-    let src = dir.path().join("src");
-    let o = fep(&[
-        "train-source",
-        "--config",
-        &cfg,
-        "--out",
-        src.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let src = trained_source(dir.path(), &TINY_TRAIN.replace("epochs = 4", "epochs = 16"));
     // Target: two other digits, disjoint from the source's.
     let transfer = tiny_transfer(&src);
     let tcfg = write(dir.path(), "transfer.toml", &transfer);
@@ -482,16 +484,7 @@ fn rows_without_walls(path: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn a_transfer_killed_midway_resumes_to_the_same_results() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write(dir.path(), "train.toml", TINY_TRAIN);
-    let src = dir.path().join("src");
-    let o = fep(&[
-        "train-source",
-        "--config",
-        &cfg,
-        "--out",
-        src.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let src = trained_source(dir.path(), TINY_TRAIN);
     // Four steps, one baseline that traces a path and one that does not.
     let text = tiny_transfer(&src).replace("steps = 2", "steps = 4")
         + "[baselines]\nfine_tune = true\npaper_heuristic = false\nschedule_only = true\nfine_tune_at_end = false\n";
@@ -509,10 +502,7 @@ fn a_transfer_killed_midway_resumes_to_the_same_results() {
         args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
     };
     let straight = dir.path().join("straight");
-    let o = fep(&run(&straight, &[])
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
+    let o = fep(&run(&straight, &[]));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         !straight.join("resume").exists(),
@@ -566,10 +556,7 @@ fn a_transfer_killed_midway_resumes_to_the_same_results() {
         "{}",
         stderr(&o)
     );
-    let o = fep(&run(&killed, &["--resume"])
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
+    let o = fep(&run(&killed, &["--resume"]));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("resumed after step"), "{}", stderr(&o));
     assert_eq!(
@@ -585,10 +572,7 @@ fn a_transfer_killed_midway_resumes_to_the_same_results() {
         );
     }
     // Nothing left to resume once finished.
-    let o = fep(&run(&killed, &["--resume"])
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
+    let o = fep(&run(&killed, &["--resume"]));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("has finished"), "{}", stderr(&o));
 }
