@@ -24,6 +24,12 @@ use args::{
 };
 use backend::BackendChoice;
 
+/// mimalloc as the process allocator: the CPU backend allocates and frees large zeroed
+/// temporaries in every op, which glibc's malloc hands back to the kernel (see
+/// `docs/PERFORMANCE.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Thermodynamics of representation learning (Gao and Chaudhari, ICML 2020) on Burn.
 #[derive(Debug, Parser)]
 #[command(name = "fep", version, about, long_about = None)]

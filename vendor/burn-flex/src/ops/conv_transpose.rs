@@ -197,7 +197,9 @@ type ConvTransposeGemmFn<T> = fn(&mut [T], &[T], &[T], usize, usize, usize);
 
 /// 3D transposed convolution via GEMM + col2im.
 #[allow(clippy::too_many_arguments)]
-fn conv_transpose3d_impl<T: bytemuck::Pod + Clone + Copy + Send + Sync + burn_backend::Element>(
+fn conv_transpose3d_impl<
+    T: bytemuck::Pod + Clone + Copy + Send + Sync + burn_backend::Element + core::ops::Add<Output = T>,
+>(
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
@@ -268,11 +270,12 @@ fn conv_transpose3d_impl<T: bytemuck::Pod + Clone + Copy + Send + Sync + burn_ba
         .try_fold(1usize, |acc, &x| acc.checked_mul(x))
         .expect("conv_transpose: output dimensions would overflow");
     let mut output = vec![zero; output_size];
+    let sample_len = out_channels * out_spatial;
 
-    // Reuse columns buffer across (batch, group) iterations; GEMM overwrites it fully.
-    let mut columns = vec![zero; columns_len];
-
-    for b in 0..batch_size {
+    // One sample: columns = W^T x_b per group, then the col2im scatter into `out_b`.
+    // (fep patch: samples run in parallel, and the scatter walks only the positions that
+    // land inside the output instead of testing every one.)
+    let sample = |b: usize, out_b: &mut [T], columns: &mut [T]| {
         for g in 0..groups {
             let ic_start = g * in_channels_per_group;
             let oc_start = g * out_channels_per_group;
@@ -284,7 +287,7 @@ fn conv_transpose3d_impl<T: bytemuck::Pod + Clone + Copy + Send + Sync + burn_ba
             let w_group = &w_data[w_offset..w_offset + in_channels_per_group * col_ch];
 
             gemm_fn(
-                &mut columns,
+                columns,
                 w_group,
                 x_group,
                 col_ch,
@@ -292,53 +295,43 @@ fn conv_transpose3d_impl<T: bytemuck::Pod + Clone + Copy + Send + Sync + burn_ba
                 in_spatial,
             );
 
-            // col2im: scatter columns into output for this (batch, group)
-            let out_base = b * out_channels * out_spatial;
             for oc in 0..out_channels_per_group {
-                let out_ch_base = out_base + (oc_start + oc) * out_spatial;
+                let out_ch =
+                    &mut out_b[(oc_start + oc) * out_spatial..(oc_start + oc + 1) * out_spatial];
                 let oc_col_base = oc * k_spatial;
-
                 for kd in 0..kernel_d {
+                    let (d_lo, d_hi) = scatter_range(in_d, out_d, kd, stride_d, dilation_d, pad_d);
                     for kh in 0..kernel_h {
+                        let (h_lo, h_hi) =
+                            scatter_range(in_h, out_h, kh, stride_h, dilation_h, pad_h);
                         for kw in 0..kernel_w {
+                            let (w_lo, w_hi) =
+                                scatter_range(in_w, out_w, kw, stride_w, dilation_w, pad_w);
+                            if w_lo == w_hi {
+                                continue;
+                            }
                             let k_idx = kd * kernel_h * kernel_w + kh * kernel_w + kw;
                             let col_base = (oc_col_base + k_idx) * in_spatial;
-
-                            for id in 0..in_d {
-                                let od_raw = id * stride_d + kd * dilation_d;
-                                if od_raw < pad_d {
-                                    continue;
-                                }
-                                let od = od_raw - pad_d;
-                                if od >= out_d {
-                                    continue;
-                                }
-
-                                for ih in 0..in_h {
-                                    let oh_raw = ih * stride_h + kh * dilation_h;
-                                    if oh_raw < pad_h {
-                                        continue;
-                                    }
-                                    let oh = oh_raw - pad_h;
-                                    if oh >= out_h {
-                                        continue;
-                                    }
-
-                                    for iw in 0..in_w {
-                                        let ow_raw = iw * stride_w + kw * dilation_w;
-                                        if ow_raw < pad_w {
-                                            continue;
+                            for id in d_lo..d_hi {
+                                let od = id * stride_d + kd * dilation_d - pad_d;
+                                for ih in h_lo..h_hi {
+                                    let oh = ih * stride_h + kh * dilation_h - pad_h;
+                                    let src =
+                                        &columns[col_base + (id * in_h + ih) * in_w..][..in_w];
+                                    let row = &mut out_ch[(od * out_h + oh) * out_w..][..out_w];
+                                    let ow0 = w_lo * stride_w + kw * dilation_w - pad_w;
+                                    if stride_w == 1 {
+                                        for (o, &val) in row[ow0..ow0 + (w_hi - w_lo)]
+                                            .iter_mut()
+                                            .zip(&src[w_lo..w_hi])
+                                        {
+                                            *o = *o + val;
                                         }
-                                        let ow = ow_raw - pad_w;
-                                        if ow >= out_w {
-                                            continue;
+                                    } else {
+                                        for (k, &val) in src[w_lo..w_hi].iter().enumerate() {
+                                            let ow = ow0 + k * stride_w;
+                                            row[ow] = row[ow] + val;
                                         }
-
-                                        let s = id * in_h * in_w + ih * in_w + iw;
-                                        let val = columns[col_base + s];
-                                        let out_idx =
-                                            out_ch_base + od * out_h * out_w + oh * out_w + ow;
-                                        output[out_idx] = add_fn(output[out_idx], val);
                                     }
                                 }
                             }
@@ -346,6 +339,29 @@ fn conv_transpose3d_impl<T: bytemuck::Pod + Clone + Copy + Send + Sync + burn_ba
                     }
                 }
             }
+        }
+    };
+
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        if batch_size > 1 && sample_len > 0 {
+            output.par_chunks_mut(sample_len).enumerate().for_each_init(
+                || vec![zero; columns_len],
+                |columns, (b, out_b)| sample(b, out_b, columns),
+            );
+        } else if sample_len > 0 {
+            let mut columns = vec![zero; columns_len];
+            for (b, out_b) in output.chunks_mut(sample_len).enumerate() {
+                sample(b, out_b, &mut columns);
+            }
+        }
+    }
+    #[cfg(not(feature = "rayon"))]
+    if sample_len > 0 {
+        let mut columns = vec![zero; columns_len];
+        for (b, out_b) in output.chunks_mut(sample_len).enumerate() {
+            sample(b, out_b, &mut columns);
         }
     }
 
@@ -369,6 +385,30 @@ fn conv_transpose3d_impl<T: bytemuck::Pod + Clone + Copy + Send + Sync + burn_ba
         Layout::contiguous(out_shape),
         dtype,
     )
+}
+
+/// Input positions `i` in `0..input` whose output index `i*stride + tap*dilation - padding`
+/// lies in `0..output`, as a half-open range (fep patch).
+fn scatter_range(
+    input: usize,
+    output: usize,
+    tap: usize,
+    stride: usize,
+    dilation: usize,
+    padding: usize,
+) -> (usize, usize) {
+    let offset = (tap * dilation) as isize - padding as isize;
+    let stride = stride as isize;
+    let lo = if offset >= 0 {
+        0
+    } else {
+        (-offset + stride - 1) / stride
+    };
+    let last = output as isize - 1 - offset;
+    let hi = if last < 0 { 0 } else { last / stride + 1 };
+    let lo = (lo as usize).min(input);
+    let hi = (hi as usize).min(input);
+    (lo, hi.max(lo))
 }
 
 // ============================================================================

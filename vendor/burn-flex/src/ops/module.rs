@@ -2,7 +2,7 @@
 //!
 //! These operations power neural network modules like convolutions and pooling.
 
-use crate::ops::{conv, conv_transpose, deform_conv, interpolate, pool};
+use crate::ops::{conv, conv_grad, conv_transpose, deform_conv, interpolate, pool};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
@@ -13,7 +13,7 @@ use burn_backend::{
     },
     tensor::{BoolTensor, FloatTensor, IntTensor},
 };
-use burn_std::{Bytes, Shape};
+use burn_std::{Bytes, Shape, Slice};
 use bytemuck::Pod;
 
 /// Cast a tensor from half-precision type E to f32.
@@ -40,6 +40,55 @@ pub(crate) fn cast_from_f32<E: Element + Pod + Copy>(
     let half_data: alloc::vec::Vec<E> = data.iter().map(|&v| from_f32(v)).collect();
     let bytes = Bytes::from_elems(half_data);
     FlexTensor::new(bytes, Layout::contiguous(shape), E::dtype())
+}
+
+/// Applies a one-group weight gradient to each group of a grouped 2-d convolution: group `g`
+/// sees input channels `g*C/G..` and output-gradient channels `g*O/G..`, and the groups'
+/// gradients stack along the weight's first axis (fep patch).
+fn per_group_weight_grad(
+    x: FlexTensor,
+    output_grad: FlexTensor,
+    groups: usize,
+    grad: impl Fn(FlexTensor, FlexTensor) -> FlexTensor,
+) -> FlexTensor {
+    if groups == 1 {
+        return grad(x, output_grad);
+    }
+    let channels = |t: &FlexTensor, g: usize| {
+        let s = t.layout().shape();
+        let per = s[1] / groups;
+        Flex::float_slice(
+            t.clone(),
+            &[
+                Slice::from(0..s[0]),
+                Slice::from(g * per..(g + 1) * per),
+                Slice::from(0..s[2]),
+                Slice::from(0..s[3]),
+            ],
+        )
+    };
+    let parts = (0..groups)
+        .map(|g| grad(channels(&x, g), channels(&output_grad, g)))
+        .collect();
+    Flex::float_cat(parts, 0)
+}
+
+/// The leading `kernel` taps of a swap-and-convolve weight gradient, which can overhang the
+/// kernel when the stride does not divide the padded extent.
+fn crop_kernel(grad: FlexTensor, kernel: [usize; 2]) -> FlexTensor {
+    let s = grad.layout().shape().clone();
+    if s[2] == kernel[0] && s[3] == kernel[1] {
+        return grad;
+    }
+    Flex::float_slice(
+        grad,
+        &[
+            Slice::from(0..s[0]),
+            Slice::from(0..s[1]),
+            Slice::from(0..kernel[0]),
+            Slice::from(0..kernel[1]),
+        ],
+    )
 }
 
 impl ModuleOps<Flex> for Flex {
@@ -71,6 +120,38 @@ impl ModuleOps<Flex> for Flex {
             DType::BF16 => conv::conv2d_bf16(x, weight, bias, &options),
             dtype => panic!("conv2d: unsupported dtype {:?}", dtype),
         }
+    }
+
+    fn conv2d_weight_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        // fep patch: a direct im2col product per group (`conv_grad`) for f32; Burn's
+        // swap-and-convolve for the other dtypes.
+        let w = weight.layout().shape();
+        let (kernel, groups) = ([w[2], w[3]], options.groups);
+        per_group_weight_grad(x, output_grad, groups, |x, dy| {
+            if x.dtype() == DType::F32 {
+                conv_grad::conv2d_weight_grad_f32(
+                    x,
+                    dy,
+                    kernel,
+                    options.stride,
+                    options.padding,
+                    options.dilation,
+                )
+            } else {
+                let grad = Flex::conv2d(
+                    Flex::float_swap_dims(x, 0, 1),
+                    Flex::float_swap_dims(dy, 0, 1),
+                    None,
+                    ConvOptions::new(options.dilation, options.padding, options.stride, 1),
+                );
+                crop_kernel(Flex::float_swap_dims(grad, 0, 1), kernel)
+            }
+        })
     }
 
     fn deform_conv2d(
@@ -286,6 +367,38 @@ impl ModuleOps<Flex> for Flex {
             DType::BF16 => conv_transpose::conv_transpose2d_bf16(x, weight, bias, &options),
             dtype => panic!("conv_transpose2d: unsupported dtype {:?}", dtype),
         }
+    }
+
+    fn conv_transpose2d_weight_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvTransposeOptions<2>,
+    ) -> FloatTensor<Flex> {
+        // fep patch: as `conv2d_weight_backward`, with the gather taken from the output
+        // gradient over the input positions.
+        let w = weight.layout().shape();
+        let (kernel, groups) = ([w[2], w[3]], options.groups);
+        per_group_weight_grad(x, output_grad, groups, |x, dy| {
+            if x.dtype() == DType::F32 {
+                conv_grad::conv_transpose2d_weight_grad_f32(
+                    x,
+                    dy,
+                    kernel,
+                    options.stride,
+                    options.padding,
+                    options.dilation,
+                )
+            } else {
+                let grad = Flex::conv2d(
+                    Flex::float_swap_dims(dy, 0, 1),
+                    Flex::float_swap_dims(x, 0, 1),
+                    None,
+                    ConvOptions::new(options.dilation, options.padding, options.stride, 1),
+                );
+                crop_kernel(Flex::float_swap_dims(grad, 0, 1), kernel)
+            }
+        })
     }
 
     fn conv_transpose3d(

@@ -1,0 +1,312 @@
+//! Direct weight gradients of 2-d convolutions and transposed convolutions (f32, one group).
+//!
+//! Patched in by fep (see `vendor/README.md`). Burn's default backward passes compute a
+//! weight gradient by swapping the batch and channel axes and convolving the input with the
+//! output gradient as a kernel: a convolution whose "kernel" is the whole output plane, run
+//! through the generic 3-d im2col path with output planes of a few pixels. Here the gradient
+//! is the matrix product it is:
+//!
+//! - convolution, `y[n,o,p,q] = sum_{c,i,j} w[o,c,i,j] x[n,c, p*s0 + i*d0 - p0, q*s1 + j*d1 - p1]`:
+//!   `dw[o, (c,i,j)] = sum_{n,p,q} dy[n,o,p,q] * cols_n[(c,i,j), (p,q)]` with `cols_n` the
+//!   im2col gather of `x[n]` over the output positions;
+//! - transposed convolution, `y[n,o, h*s0 + i*d0 - p0, v*s1 + j*d1 - p1] += x[n,c,h,v] w[c,o,i,j]`:
+//!   `dw[c, (o,i,j)] = sum_{n,h,v} x[n,c,h,v] * cols_n[(o,i,j), (h,v)]` with `cols_n` the same
+//!   gather of `dy[n]` over the input positions.
+//!
+//! Both are `A [M, P] * cols^T [P, R]` summed over the batch. Samples are taken in chunks
+//! so that one GEMM sees a reduction length of about a thousand (`[M, B*P] * [B*P, R]`),
+//! the chunks are split between the rayon threads, and each thread accumulates its own
+//! `[M, R]` block; the blocks are summed at the end.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use burn_backend::DType;
+use burn_std::{Bytes, Shape};
+
+use crate::{FlexTensor, Layout};
+
+/// The im2col gather of one `[channels, in_h, in_w]` plane stack onto `out_h x out_w`
+/// positions: `cols[(c,i,j), (p,q)] = src[c, p*s0 + i*d0 - p0, q*s1 + j*d1 - p1]`, zero where
+/// the index falls outside the plane.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Gather2d {
+    /// Channels of the source planes.
+    pub channels: usize,
+    /// Source plane height and width.
+    pub input: [usize; 2],
+    /// Number of positions along each axis.
+    pub output: [usize; 2],
+    /// Kernel extent.
+    pub kernel: [usize; 2],
+    /// Stride between positions.
+    pub stride: [usize; 2],
+    /// Padding subtracted from every index.
+    pub padding: [usize; 2],
+    /// Spacing of the kernel taps.
+    pub dilation: [usize; 2],
+}
+
+impl Gather2d {
+    /// Rows of the gathered matrix: `channels * kernel_h * kernel_w`.
+    pub fn rows(&self) -> usize {
+        self.channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Columns of the gathered matrix: the number of positions.
+    pub fn positions(&self) -> usize {
+        self.output[0] * self.output[1]
+    }
+
+    /// Positions `q` in `0..out` whose index `q*stride + tap*dilation - padding` lies in
+    /// `0..extent`, as a half-open range.
+    fn valid(
+        out: usize,
+        extent: usize,
+        tap: usize,
+        stride: usize,
+        dilation: usize,
+        padding: usize,
+    ) -> (usize, usize) {
+        let offset = (tap * dilation) as isize - padding as isize;
+        let stride = stride as isize;
+        let lo = if offset >= 0 {
+            0
+        } else {
+            ((-offset) + stride - 1) / stride
+        };
+        let last = extent as isize - 1 - offset;
+        let hi = if last < 0 { 0 } else { last / stride + 1 };
+        let lo = (lo as usize).min(out);
+        let hi = (hi as usize).min(out);
+        (lo, hi.max(lo))
+    }
+
+    /// Writes the gather of `src` (`[channels, in_h, in_w]`, contiguous) into `dst`, row `r`
+    /// at `dst[r * ld + offset ..][.. positions]`.
+    pub fn gather(&self, src: &[f32], dst: &mut [f32], ld: usize, offset: usize) {
+        let [in_h, in_w] = self.input;
+        let [out_h, out_w] = self.output;
+        let [k_h, k_w] = self.kernel;
+        let [s_h, s_w] = self.stride;
+        let [p_h, p_w] = self.padding;
+        let [d_h, d_w] = self.dilation;
+        let plane = in_h * in_w;
+        for c in 0..self.channels {
+            let src_c = &src[c * plane..(c + 1) * plane];
+            for i in 0..k_h {
+                let (h_lo, h_hi) = Self::valid(out_h, in_h, i, s_h, d_h, p_h);
+                for j in 0..k_w {
+                    let r = (c * k_h + i) * k_w + j;
+                    let row = &mut dst[r * ld + offset..r * ld + offset + out_h * out_w];
+                    let (w_lo, w_hi) = Self::valid(out_w, in_w, j, s_w, d_w, p_w);
+                    let col_shift = (j * d_w) as isize - p_w as isize;
+                    for p in 0..out_h {
+                        let out_row = &mut row[p * out_w..(p + 1) * out_w];
+                        if p < h_lo || p >= h_hi || w_lo == w_hi {
+                            out_row.fill(0.0);
+                            continue;
+                        }
+                        let h = (p * s_h + i * d_h) - p_h;
+                        let src_row = &src_c[h * in_w..(h + 1) * in_w];
+                        out_row[..w_lo].fill(0.0);
+                        out_row[w_hi..].fill(0.0);
+                        let first = (w_lo as isize * s_w as isize + col_shift) as usize;
+                        if s_w == 1 {
+                            out_row[w_lo..w_hi]
+                                .copy_from_slice(&src_row[first..first + (w_hi - w_lo)]);
+                        } else {
+                            for (k, v) in out_row[w_lo..w_hi].iter_mut().enumerate() {
+                                *v = src_row[first + k * s_w];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `sum_n a[n] * cols(src[n])^T`: `a` is `[batch, m, P]`, `src` is `[batch, channels, in_h,
+/// in_w]`, both contiguous, `P = gather.positions()`; the result is `[m, gather.rows()]`.
+pub(crate) fn batched_gather_product(
+    a: &[f32],
+    m: usize,
+    src: &[f32],
+    gather: Gather2d,
+    batch: usize,
+) -> Vec<f32> {
+    let p = gather.positions();
+    let r = gather.rows();
+    let src_len = gather.channels * gather.input[0] * gather.input[1];
+    debug_assert_eq!(a.len(), batch * m * p);
+    debug_assert_eq!(src.len(), batch * src_len);
+    if batch == 0 || m == 0 || r == 0 || p == 0 {
+        return vec![0.0; m * r];
+    }
+
+    // Samples per GEMM: a reduction length of about 1024, fewer if the gather would not fit
+    // in about 32 MiB.
+    let per_chunk = (1024 / p)
+        .max(1)
+        .min((8 << 20) / (r * p).max(1))
+        .max(1)
+        .min(batch);
+
+    let accumulate =
+        |samples: core::ops::Range<usize>, parallelism: gemm::Parallelism| -> Vec<f32> {
+            let mut dst = vec![0.0f32; m * r];
+            let mut lhs = Vec::new();
+            let mut cols = Vec::new();
+            let mut start = samples.start;
+            while start < samples.end {
+                let end = (start + per_chunk).min(samples.end);
+                let ld = (end - start) * p;
+                lhs.resize(m * ld, 0.0);
+                cols.resize(r * ld, 0.0);
+                for (k, n) in (start..end).enumerate() {
+                    let a_n = &a[n * m * p..(n + 1) * m * p];
+                    for row in 0..m {
+                        lhs[row * ld + k * p..row * ld + (k + 1) * p]
+                            .copy_from_slice(&a_n[row * p..(row + 1) * p]);
+                    }
+                    gather.gather(&src[n * src_len..(n + 1) * src_len], &mut cols, ld, k * p);
+                }
+                // dst[m, r] += lhs[m, ld] * cols[r, ld]^T
+                // SAFETY: the strides describe `lhs` ([m, ld] row-major), `cols` read as its
+                // transpose ([ld, r], element (k, j) at j*ld + k) and `dst` ([m, r] row-major),
+                // all in bounds of their buffers.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        r,
+                        ld,
+                        dst.as_mut_ptr(),
+                        1,
+                        r as isize,
+                        true,
+                        lhs.as_ptr(),
+                        1,
+                        ld as isize,
+                        cols.as_ptr(),
+                        ld as isize,
+                        1,
+                        1.0f32,
+                        1.0f32,
+                        false,
+                        false,
+                        false,
+                        parallelism,
+                    );
+                }
+                start = end;
+            }
+            dst
+        };
+
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        let chunks = batch.div_ceil(per_chunk);
+        let tasks = rayon::current_num_threads().min(chunks).max(1);
+        if tasks > 1 {
+            // Split whole chunks between the tasks so that each GEMM keeps its length.
+            let per_task = chunks.div_ceil(tasks) * per_chunk;
+            return (0..tasks)
+                .into_par_iter()
+                .map(|t| {
+                    let samples = (t * per_task).min(batch)..((t + 1) * per_task).min(batch);
+                    accumulate(samples, gemm::Parallelism::None)
+                })
+                .reduce(
+                    || vec![0.0f32; m * r],
+                    |mut x, y| {
+                        for (u, v) in x.iter_mut().zip(y) {
+                            *u += v;
+                        }
+                        x
+                    },
+                );
+        }
+        // One chunk: let the GEMM itself use the threads.
+        if rayon::current_num_threads() > 1 && m * r * per_chunk * p >= 64 * 64 * 64 {
+            return accumulate(0..batch, gemm::Parallelism::Rayon(0));
+        }
+    }
+    accumulate(0..batch, gemm::Parallelism::None)
+}
+
+/// Weight gradient of a 2-d convolution with one group, f32: `x` `[N, C, H, W]`,
+/// `output_grad` `[N, O, P, Q]`, result `[O, C, k_h, k_w]`.
+pub fn conv2d_weight_grad_f32(
+    x: FlexTensor,
+    output_grad: FlexTensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let dy = output_grad.to_contiguous();
+    let xs = x.layout().shape();
+    let ys = dy.layout().shape();
+    let (batch, channels, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+    let (out_channels, p, q) = (ys[1], ys[2], ys[3]);
+    let gather = Gather2d {
+        channels,
+        input: [h, w],
+        output: [p, q],
+        kernel,
+        stride,
+        padding,
+        dilation,
+    };
+    let grad = batched_gather_product(dy.storage(), out_channels, x.storage(), gather, batch);
+    FlexTensor::new(
+        Bytes::from_elems(grad),
+        Layout::contiguous(Shape::from(vec![
+            out_channels,
+            channels,
+            kernel[0],
+            kernel[1],
+        ])),
+        DType::F32,
+    )
+}
+
+/// Weight gradient of a 2-d transposed convolution with one group, f32: `x` `[N, C, H, W]`,
+/// `output_grad` `[N, O, H', W']`, result `[C, O, k_h, k_w]`.
+pub fn conv_transpose2d_weight_grad_f32(
+    x: FlexTensor,
+    output_grad: FlexTensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let dy = output_grad.to_contiguous();
+    let xs = x.layout().shape();
+    let ys = dy.layout().shape();
+    let (batch, channels, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+    let (out_channels, oh, ow) = (ys[1], ys[2], ys[3]);
+    let gather = Gather2d {
+        channels: out_channels,
+        input: [oh, ow],
+        output: [h, w],
+        kernel,
+        stride,
+        padding,
+        dilation,
+    };
+    let grad = batched_gather_product(x.storage(), channels, dy.storage(), gather, batch);
+    FlexTensor::new(
+        Bytes::from_elems(grad),
+        Layout::contiguous(Shape::from(vec![
+            channels,
+            out_channels,
+            kernel[0],
+            kernel[1],
+        ])),
+        DType::F32,
+    )
+}
