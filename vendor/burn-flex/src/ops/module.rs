@@ -2,7 +2,7 @@
 //!
 //! These operations power neural network modules like convolutions and pooling.
 
-use crate::ops::{conv, conv_grad, conv_transpose, deform_conv, interpolate, pool};
+use crate::ops::{conv, conv_gemm, conv_transpose, deform_conv, interpolate, pool};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
@@ -113,6 +113,21 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
+        let w = weight.layout().shape();
+        // fep patch: one-group f32 convolutions other than 1x1 as channel-major im2col
+        // products (`conv_gemm`).
+        let pointwise =
+            w[2] == 1 && w[3] == 1 && options.stride == [1, 1] && options.padding == [0, 0];
+        if x.dtype() == DType::F32 && options.groups == 1 && !pointwise {
+            return conv_gemm::conv2d_f32(
+                x,
+                weight,
+                bias,
+                options.stride,
+                options.padding,
+                options.dilation,
+            );
+        }
         match x.dtype() {
             DType::F32 => conv::conv2d_f32(x, weight, bias, &options),
             DType::F64 => conv::conv2d_f64(x, weight, bias, &options),
@@ -128,13 +143,13 @@ impl ModuleOps<Flex> for Flex {
         output_grad: FloatTensor<Flex>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
-        // fep patch: a direct im2col product per group (`conv_grad`) for f32; Burn's
+        // fep patch: a direct im2col product per group (`conv_gemm`) for f32; Burn's
         // swap-and-convolve for the other dtypes.
         let w = weight.layout().shape();
         let (kernel, groups) = ([w[2], w[3]], options.groups);
         per_group_weight_grad(x, output_grad, groups, |x, dy| {
             if x.dtype() == DType::F32 {
-                conv_grad::conv2d_weight_grad_f32(
+                conv_gemm::conv2d_weight_grad_f32(
                     x,
                     dy,
                     kernel,
@@ -381,7 +396,7 @@ impl ModuleOps<Flex> for Flex {
         let (kernel, groups) = ([w[2], w[3]], options.groups);
         per_group_weight_grad(x, output_grad, groups, |x, dy| {
             if x.dtype() == DType::F32 {
-                conv_grad::conv_transpose2d_weight_grad_f32(
+                conv_gemm::conv_transpose2d_weight_grad_f32(
                     x,
                     dy,
                     kernel,

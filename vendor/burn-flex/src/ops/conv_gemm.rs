@@ -1,6 +1,9 @@
-//! Direct weight gradients of 2-d convolutions and transposed convolutions (f32, one group).
+//! 2-d convolutions (f32, one group) as products with a channel-major im2col gather: the
+//! forward pass and the weight gradients of convolutions and transposed convolutions.
 //!
-//! Patched in by fep (see `vendor/README.md`). Burn's default backward passes compute a
+//! Patched in by fep (see `vendor/README.md`). The forward pass, per sample,
+//! `y[n] = W [O, C*kh*kw] * cols(x[n]) [C*kh*kw, P*Q] (+ bias)`, writes the GEMM's result
+//! straight into the NCHW output; samples run in parallel. Burn's default backward passes compute a
 //! weight gradient by swapping the batch and channel axes and convolving the input with the
 //! output gradient as a kernel: a convolution whose "kernel" is the whole output plane, run
 //! through the generic 3-d im2col path with output planes of a few pixels. Here the gradient
@@ -306,6 +309,119 @@ pub fn conv_transpose2d_weight_grad_f32(
             out_channels,
             kernel[0],
             kernel[1],
+        ])),
+        DType::F32,
+    )
+}
+
+/// A 2-d convolution with one group, f32: `x` `[N, C, H, W]`, `weight` `[O, C, k_h, k_w]`,
+/// `bias` `[O]`; `y[n] = weight * cols(x[n]) + bias`, `[N, O, P, Q]`.
+pub fn conv2d_f32(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let weight = weight.to_contiguous();
+    let bias = bias.map(|b| b.to_contiguous());
+    let xs = x.layout().shape();
+    let ws = weight.layout().shape();
+    let (batch, channels, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+    let (out_channels, kernel) = (ws[0], [ws[2], ws[3]]);
+    let out_size =
+        |a: usize| (xs[2 + a] + 2 * padding[a] - dilation[a] * (kernel[a] - 1) - 1) / stride[a] + 1;
+    let gather = Gather2d {
+        channels,
+        input: [h, w],
+        output: [out_size(0), out_size(1)],
+        kernel,
+        stride,
+        padding,
+        dilation,
+    };
+    let (p, r) = (gather.positions(), gather.rows());
+    let x_data: &[f32] = x.storage();
+    let w_data: &[f32] = weight.storage();
+    let b_data: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
+    let sample_len = out_channels * p;
+    let mut output = vec![0.0f32; batch * sample_len];
+    let x_len = channels * h * w;
+
+    let sample = |n: usize, out_n: &mut [f32], cols: &mut [f32], parallelism: gemm::Parallelism| {
+        gather.gather(&x_data[n * x_len..(n + 1) * x_len], cols, p, 0);
+        if let Some(b) = b_data {
+            for (o, row) in out_n.chunks_mut(p).enumerate() {
+                row.fill(b[o]);
+            }
+        }
+        // out_n[O, P] (+)= weight[O, R] * cols[R, P]
+        // SAFETY: row-major strides of `weight` ([O, R]), `cols` ([R, P]) and `out_n`
+        // ([O, P]), all within their buffers.
+        unsafe {
+            gemm::gemm(
+                out_channels,
+                p,
+                r,
+                out_n.as_mut_ptr(),
+                1,
+                p as isize,
+                b_data.is_some(),
+                w_data.as_ptr(),
+                1,
+                r as isize,
+                cols.as_ptr(),
+                1,
+                p as isize,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    };
+
+    if sample_len > 0 && r > 0 {
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            if batch > 1 {
+                output.par_chunks_mut(sample_len).enumerate().for_each_init(
+                    || vec![0.0f32; r * p],
+                    |cols, (n, out_n)| sample(n, out_n, cols, gemm::Parallelism::None),
+                );
+            } else {
+                let mut cols = vec![0.0f32; r * p];
+                for (n, out_n) in output.chunks_mut(sample_len).enumerate() {
+                    sample(n, out_n, &mut cols, gemm::Parallelism::Rayon(0));
+                }
+            }
+        }
+        #[cfg(not(feature = "rayon"))]
+        {
+            let mut cols = vec![0.0f32; r * p];
+            for (n, out_n) in output.chunks_mut(sample_len).enumerate() {
+                sample(n, out_n, &mut cols, gemm::Parallelism::None);
+            }
+        }
+    } else if let Some(b) = b_data {
+        for out_n in output.chunks_mut(sample_len.max(1)) {
+            for (o, row) in out_n.chunks_mut(p.max(1)).enumerate() {
+                row.fill(b[o]);
+            }
+        }
+    }
+    FlexTensor::new(
+        Bytes::from_elems(output),
+        Layout::contiguous(Shape::from(vec![
+            batch,
+            out_channels,
+            gather.output[0],
+            gather.output[1],
         ])),
         DType::F32,
     )
