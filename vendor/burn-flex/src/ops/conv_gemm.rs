@@ -118,13 +118,100 @@ impl Gather2d {
                             out_row[w_lo..w_hi]
                                 .copy_from_slice(&src_row[first..first + (w_hi - w_lo)]);
                         } else {
-                            for (k, v) in out_row[w_lo..w_hi].iter_mut().enumerate() {
-                                *v = src_row[first + k * s_w];
+                            let strided = src_row[first..].iter().step_by(s_w);
+                            for (v, &x) in out_row[w_lo..w_hi].iter_mut().zip(strided) {
+                                *v = x;
                             }
                         }
                     }
                 }
             }
+        }
+    }
+}
+
+impl Gather2d {
+    /// The adjoint of [`gather`](Self::gather): adds row `r` of `src` (at
+    /// `src[r * ld + offset ..][.. positions]`) into the plane stack `dst`
+    /// (`[channels, in_h, in_w]`) at the indices the gather reads from.
+    pub fn scatter_add(&self, src: &[f32], ld: usize, offset: usize, dst: &mut [f32]) {
+        let [in_h, in_w] = self.input;
+        let [out_h, out_w] = self.output;
+        let [k_h, k_w] = self.kernel;
+        let [s_h, s_w] = self.stride;
+        let [p_h, p_w] = self.padding;
+        let [d_h, d_w] = self.dilation;
+        let plane = in_h * in_w;
+        for c in 0..self.channels {
+            let dst_c = &mut dst[c * plane..(c + 1) * plane];
+            for i in 0..k_h {
+                let (h_lo, h_hi) = Self::valid(out_h, in_h, i, s_h, d_h, p_h);
+                for j in 0..k_w {
+                    let (w_lo, w_hi) = Self::valid(out_w, in_w, j, s_w, d_w, p_w);
+                    if w_lo == w_hi {
+                        continue;
+                    }
+                    let r = (c * k_h + i) * k_w + j;
+                    let row = &src[r * ld + offset..r * ld + offset + out_h * out_w];
+                    let first = w_lo * s_w + j * d_w - p_w;
+                    for p in h_lo..h_hi {
+                        let h = p * s_h + i * d_h - p_h;
+                        let dst_row = &mut dst_c[h * in_w..(h + 1) * in_w];
+                        let values = &row[p * out_w + w_lo..p * out_w + w_hi];
+                        if s_w == 1 {
+                            let target = &mut dst_row[first..first + values.len()];
+                            for (o, &v) in target.iter_mut().zip(values) {
+                                *o += v;
+                            }
+                        } else {
+                            let target = dst_row[first..].iter_mut().step_by(s_w);
+                            for (o, &v) in target.zip(values) {
+                                *o += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Samples per GEMM for `batch` samples of `positions` columns each: chunks of about 1024
+/// columns, as many chunks as a multiple of the thread count so that the threads share them
+/// evenly.
+fn samples_per_chunk(batch: usize, positions: usize) -> usize {
+    #[cfg(feature = "rayon")]
+    let threads = rayon::current_num_threads().max(1);
+    #[cfg(not(feature = "rayon"))]
+    let threads = 1;
+    let chunks = (batch * positions).div_ceil(1024).max(1);
+    let chunks = chunks.div_ceil(threads) * threads;
+    batch.div_ceil(chunks.min(batch).max(1)).max(1)
+}
+
+/// Runs `work(chunk index, output chunk, scratch)` over `output` split into chunks of
+/// `chunk_len`, in parallel where rayon is on, with one scratch pair per task.
+fn for_each_chunk(
+    output: &mut [f32],
+    chunk_len: usize,
+    work: impl Fn(usize, &mut [f32], &mut (Vec<f32>, Vec<f32>)) + Sync + Send,
+) {
+    if chunk_len == 0 {
+        return;
+    }
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        output.par_chunks_mut(chunk_len).enumerate().for_each_init(
+            || (Vec::new(), Vec::new()),
+            |scratch, (c, out)| work(c, out, scratch),
+        );
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        let mut scratch = (Vec::new(), Vec::new());
+        for (c, out) in output.chunks_mut(chunk_len).enumerate() {
+            work(c, out, &mut scratch);
         }
     }
 }
@@ -349,72 +436,63 @@ pub fn conv2d_f32(
     let sample_len = out_channels * p;
     let mut output = vec![0.0f32; batch * sample_len];
     let x_len = channels * h * w;
+    let per_chunk = samples_per_chunk(batch, p);
 
-    let sample = |n: usize, out_n: &mut [f32], cols: &mut [f32], parallelism: gemm::Parallelism| {
-        gather.gather(&x_data[n * x_len..(n + 1) * x_len], cols, p, 0);
-        if let Some(b) = b_data {
-            for (o, row) in out_n.chunks_mut(p).enumerate() {
-                row.fill(b[o]);
+    // A chunk of samples: cols [R, B*P] gathered side by side, one GEMM
+    // tmp [O, B*P] = weight [O, R] * cols, then each sample's block (+ bias) into place.
+    for_each_chunk(
+        &mut output,
+        per_chunk * sample_len,
+        |c, out, (cols, tmp)| {
+            let count = out.len() / sample_len;
+            let ld = count * p;
+            cols.resize(r * ld, 0.0);
+            tmp.resize(out_channels * ld, 0.0);
+            for k in 0..count {
+                let n = c * per_chunk + k;
+                gather.gather(&x_data[n * x_len..(n + 1) * x_len], cols, ld, k * p);
             }
-        }
-        // out_n[O, P] (+)= weight[O, R] * cols[R, P]
-        // SAFETY: row-major strides of `weight` ([O, R]), `cols` ([R, P]) and `out_n`
-        // ([O, P]), all within their buffers.
-        unsafe {
-            gemm::gemm(
-                out_channels,
-                p,
-                r,
-                out_n.as_mut_ptr(),
-                1,
-                p as isize,
-                b_data.is_some(),
-                w_data.as_ptr(),
-                1,
-                r as isize,
-                cols.as_ptr(),
-                1,
-                p as isize,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
-    };
-
-    if sample_len > 0 && r > 0 {
-        #[cfg(feature = "rayon")]
-        {
-            use rayon::prelude::*;
-            if batch > 1 {
-                output.par_chunks_mut(sample_len).enumerate().for_each_init(
-                    || vec![0.0f32; r * p],
-                    |cols, (n, out_n)| sample(n, out_n, cols, gemm::Parallelism::None),
-                );
+            if r > 0 {
+                // SAFETY: row-major strides of `weight` ([O, R]), `cols` ([R, ld]) and `tmp`
+                // ([O, ld]), all within their buffers.
+                unsafe {
+                    gemm::gemm(
+                        out_channels,
+                        ld,
+                        r,
+                        tmp.as_mut_ptr(),
+                        1,
+                        ld as isize,
+                        false,
+                        w_data.as_ptr(),
+                        1,
+                        r as isize,
+                        cols.as_ptr(),
+                        1,
+                        ld as isize,
+                        0.0f32,
+                        1.0f32,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
             } else {
-                let mut cols = vec![0.0f32; r * p];
-                for (n, out_n) in output.chunks_mut(sample_len).enumerate() {
-                    sample(n, out_n, &mut cols, gemm::Parallelism::Rayon(0));
+                tmp.fill(0.0);
+            }
+            for k in 0..count {
+                for o in 0..out_channels {
+                    let dst = &mut out[k * sample_len + o * p..k * sample_len + (o + 1) * p];
+                    let src = &tmp[o * ld + k * p..o * ld + (k + 1) * p];
+                    let b = b_data.map_or(0.0, |b| b[o]);
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        *d = v + b;
+                    }
                 }
             }
-        }
-        #[cfg(not(feature = "rayon"))]
-        {
-            let mut cols = vec![0.0f32; r * p];
-            for (n, out_n) in output.chunks_mut(sample_len).enumerate() {
-                sample(n, out_n, &mut cols, gemm::Parallelism::None);
-            }
-        }
-    } else if let Some(b) = b_data {
-        for out_n in output.chunks_mut(sample_len.max(1)) {
-            for (o, row) in out_n.chunks_mut(p.max(1)).enumerate() {
-                row.fill(b[o]);
-            }
-        }
-    }
+        },
+    );
     FlexTensor::new(
         Bytes::from_elems(output),
         Layout::contiguous(Shape::from(vec![
@@ -423,6 +501,108 @@ pub fn conv2d_f32(
             gather.output[0],
             gather.output[1],
         ])),
+        DType::F32,
+    )
+}
+
+/// A 2-d transposed convolution with one group, f32: `x` `[N, C, H, W]`, `weight`
+/// `[C, O, k_h, k_w]`, `bias` `[O]`; `y[n] = scatter(weight^T * x[n]) + bias` with the output
+/// size `(H - 1) s - 2 p + d (k - 1) + padding_out + 1` per axis. Chunks of samples share
+/// one GEMM `[O*k_h*k_w, C] * [C, B*H*W]`; the scatter is the adjoint of the im2col gather.
+pub fn conv_transpose2d_f32(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    padding_out: [usize; 2],
+    dilation: [usize; 2],
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let weight = weight.to_contiguous();
+    let bias = bias.map(|b| b.to_contiguous());
+    let xs = x.layout().shape();
+    let ws = weight.layout().shape();
+    let (batch, channels, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+    let (out_channels, kernel) = (ws[1], [ws[2], ws[3]]);
+    let out_size = |a: usize| {
+        (xs[2 + a] - 1) * stride[a] + dilation[a] * (kernel[a] - 1) + padding_out[a] + 1
+            - 2 * padding[a]
+    };
+    let out_hw = [out_size(0), out_size(1)];
+    let scatter = Gather2d {
+        channels: out_channels,
+        input: out_hw,
+        output: [h, w],
+        kernel,
+        stride,
+        padding,
+        dilation,
+    };
+    let (p, r) = (scatter.positions(), scatter.rows());
+    let x_data: &[f32] = x.storage();
+    let w_data: &[f32] = weight.storage();
+    let b_data: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
+    let plane = out_hw[0] * out_hw[1];
+    let sample_len = out_channels * plane;
+    let mut output = vec![0.0f32; batch * sample_len];
+    let per_chunk = samples_per_chunk(batch, p);
+
+    for_each_chunk(&mut output, per_chunk * sample_len, |c, out, (xc, cols)| {
+        let count = out.len() / sample_len;
+        let ld = count * p;
+        xc.resize(channels * ld, 0.0);
+        cols.resize(r * ld, 0.0);
+        for k in 0..count {
+            let n = c * per_chunk + k;
+            for ch in 0..channels {
+                let src = &x_data[(n * channels + ch) * p..(n * channels + ch + 1) * p];
+                xc[ch * ld + k * p..ch * ld + (k + 1) * p].copy_from_slice(src);
+            }
+        }
+        if r > 0 && ld > 0 && channels > 0 {
+            // cols [R, ld] = weight^T [R, C] * xc [C, ld]
+            // SAFETY: `weight` is [C, R] row-major, read as its transpose (element (i, c)
+            // at c*R + i); `xc` is [C, ld] and `cols` [R, ld], row-major; all in bounds.
+            unsafe {
+                gemm::gemm(
+                    r,
+                    ld,
+                    channels,
+                    cols.as_mut_ptr(),
+                    1,
+                    ld as isize,
+                    false,
+                    w_data.as_ptr(),
+                    r as isize,
+                    1,
+                    xc.as_ptr(),
+                    1,
+                    ld as isize,
+                    0.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        } else {
+            cols.fill(0.0);
+        }
+        for k in 0..count {
+            let out_n = &mut out[k * sample_len..(k + 1) * sample_len];
+            if let Some(b) = b_data {
+                for (o, plane_o) in out_n.chunks_mut(plane.max(1)).enumerate() {
+                    plane_o.fill(b[o]);
+                }
+            }
+            scatter.scatter_add(cols, ld, k * p, out_n);
+        }
+    });
+    FlexTensor::new(
+        Bytes::from_elems(output),
+        Layout::contiguous(Shape::from(vec![batch, out_channels, out_hw[0], out_hw[1]])),
         DType::F32,
     )
 }

@@ -375,6 +375,19 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvTransposeOptions<2>,
     ) -> FloatTensor<Flex> {
+        // fep patch: one-group f32 transposed convolutions as a GEMM and the adjoint of the
+        // im2col gather (`conv_gemm`).
+        if x.dtype() == DType::F32 && options.groups == 1 {
+            return conv_gemm::conv_transpose2d_f32(
+                x,
+                weight,
+                bias,
+                options.stride,
+                options.padding,
+                options.padding_out,
+                options.dilation,
+            );
+        }
         match x.dtype() {
             DType::F32 => conv_transpose::conv_transpose2d_f32(x, weight, bias, &options),
             DType::F64 => conv_transpose::conv_transpose2d_f64(x, weight, bias, &options),
