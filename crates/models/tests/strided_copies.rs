@@ -148,3 +148,68 @@ fn convolution_gradients_match_finite_differences() {
         );
     }
 }
+
+/// Row-major index of `index` in `shape`, with broadcast axes (size 1) pinned to zero.
+fn broadcast_offset(index: &[usize], shape: &[usize]) -> usize {
+    let s = strides(shape);
+    index
+        .iter()
+        .zip(shape)
+        .zip(&s)
+        .map(|((&i, &n), &st)| if n == 1 { 0 } else { i * st })
+        .sum()
+}
+
+#[test]
+fn broadcast_and_strided_binary_ops_are_exact() {
+    // Element-wise ops on operands of different layouts (broadcast, permuted, sliced) run
+    // row by row over the collapsed layouts (patched in `vendor/burn-flex`); the values
+    // are those of index arithmetic on the logical tensors.
+    let full = [2, 3, 4, 5];
+    let full_strides = strides(&full);
+    let n: usize = full.iter().product();
+    let indices = |flat: usize| -> Vec<usize> {
+        (0..4).map(|d| (flat / full_strides[d]) % full[d]).collect()
+    };
+    for small in [
+        [1, 3, 1, 1],
+        [2, 1, 4, 1],
+        [1, 1, 1, 5],
+        [2, 3, 1, 5],
+        [1, 3, 4, 1],
+    ] {
+        let lhs = arange(full);
+        let rhs = arange(small).add_scalar(1.0);
+        let got = values(lhs.clone() * rhs.clone());
+        let want: Vec<f32> = (0..n)
+            .map(|flat| flat as f32 * (broadcast_offset(&indices(flat), &small) as f32 + 1.0))
+            .collect();
+        assert_eq!(got, want, "[2, 3, 4, 5] * {small:?}");
+        // The broadcast operand on the left, and a division.
+        let got = values(rhs.clone() / lhs.clone().add_scalar(1.0));
+        let want: Vec<f32> = (0..n)
+            .map(|flat| {
+                (broadcast_offset(&indices(flat), &small) as f32 + 1.0) / (flat as f32 + 1.0)
+            })
+            .collect();
+        assert_eq!(got, want, "{small:?} / [2, 3, 4, 5]");
+    }
+    // A permuted operand against a contiguous one, and a sliced one.
+    let permuted_lhs = arange([3, 2, 5, 4]).permute([1, 0, 3, 2]);
+    let got = values(permuted_lhs - arange(full));
+    let want: Vec<f32> = permuted(&[3, 2, 5, 4], &[1, 0, 3, 2])
+        .iter()
+        .enumerate()
+        .map(|(flat, v)| v - flat as f32)
+        .collect();
+    assert_eq!(got, want);
+    let sliced = arange([2, 3, 6, 5]).narrow(2, 1, 4);
+    let got = values(sliced + arange([1, 3, 1, 1]));
+    let want: Vec<f32> = (0..n)
+        .map(|flat| {
+            let i = indices(flat);
+            ((i[0] * 3 + i[1]) * 6 + i[2] + 1) as f32 * 5.0 + i[3] as f32 + i[1] as f32
+        })
+        .collect();
+    assert_eq!(got, want);
+}

@@ -388,18 +388,95 @@ where
         _ if lhs.layout().num_dims() == 2 => {
             apply_2d_strided(lhs_storage, rhs_storage, lhs.layout(), rhs.layout(), op)
         }
-        // General fallback
-        _ => {
-            let lhs_iter = StridedIter::new(lhs.layout());
-            let rhs_iter = StridedIter::new(rhs.layout());
-            lhs_iter
-                .zip(rhs_iter)
-                .map(|(li, ri)| op(lhs_storage[li], rhs_storage[ri]))
-                .collect()
-        }
+        // General fallback: rows of the collapsed layouts (fep patch; this was an
+        // element-by-element walk of two strided iterators, the cost of every broadcast
+        // such as a batch norm's per-channel scale).
+        _ => apply_nd_rows(lhs_storage, rhs_storage, lhs.layout(), rhs.layout(), op),
     };
 
     make_tensor(result, shape, dtype)
+}
+
+/// `op` over two layouts of the same shape, row by row (fep patch): dimensions of size one
+/// are dropped, neighbours that both layouts walk as one (outer stride = inner stride x inner
+/// size, broadcast strides of zero included) are merged, and the innermost merged dimension
+/// runs as a tight loop, with a fast case where one side is broadcast along it.
+pub(crate) fn apply_nd_rows<E, R, Op>(
+    lhs: &[E],
+    rhs: &[E],
+    lhs_layout: &Layout,
+    rhs_layout: &Layout,
+    op: Op,
+) -> Vec<R>
+where
+    E: Copy,
+    Op: Fn(E, E) -> R,
+{
+    let shape = lhs_layout.shape();
+    let (ls, rs) = (lhs_layout.strides(), rhs_layout.strides());
+    // (size, lhs stride, rhs stride), outermost first.
+    let mut dims: Vec<(usize, isize, isize)> = Vec::with_capacity(shape.len());
+    for d in 0..shape.len() {
+        let n = shape[d];
+        if n == 1 {
+            continue;
+        }
+        if let Some(last) = dims.last_mut()
+            && last.1 == ls[d] * n as isize
+            && last.2 == rs[d] * n as isize
+        {
+            *last = (last.0 * n, ls[d], rs[d]);
+            continue;
+        }
+        dims.push((n, ls[d], rs[d]));
+    }
+    let total: usize = shape.iter().product();
+    let mut result = Vec::with_capacity(total);
+    if total == 0 {
+        return result;
+    }
+    let (inner, il, ir) = dims.pop().unwrap_or((1, 0, 0));
+    let outer: usize = dims.iter().map(|d| d.0).product();
+    let mut index = vec![0usize; dims.len()];
+    let (mut lo, mut ro) = (
+        lhs_layout.start_offset() as isize,
+        rhs_layout.start_offset() as isize,
+    );
+    for _ in 0..outer {
+        let (l0, r0) = (lo as usize, ro as usize);
+        match (il, ir) {
+            (1, 1) => result.extend(
+                lhs[l0..l0 + inner]
+                    .iter()
+                    .zip(&rhs[r0..r0 + inner])
+                    .map(|(&a, &b)| op(a, b)),
+            ),
+            (1, 0) => {
+                let b = rhs[r0];
+                result.extend(lhs[l0..l0 + inner].iter().map(|&a| op(a, b)));
+            }
+            (0, 1) => {
+                let a = lhs[l0];
+                result.extend(rhs[r0..r0 + inner].iter().map(|&b| op(a, b)));
+            }
+            _ => result.extend(
+                (0..inner as isize)
+                    .map(|k| op(lhs[(lo + k * il) as usize], rhs[(ro + k * ir) as usize])),
+            ),
+        }
+        for d in (0..dims.len()).rev() {
+            index[d] += 1;
+            lo += dims[d].1;
+            ro += dims[d].2;
+            if index[d] < dims[d].0 {
+                break;
+            }
+            lo -= dims[d].1 * dims[d].0 as isize;
+            ro -= dims[d].2 * dims[d].0 as isize;
+            index[d] = 0;
+        }
+    }
+    result
 }
 
 /// Fast 2D strided binary operation using row-based iteration.
