@@ -30,6 +30,21 @@ use backend::BackendChoice;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc 3's `mi_option_e` (`include/mimalloc.h`).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Tells mimalloc never to return freed memory to the kernel (purge delay -1 instead of
+/// 10 ms). The CPU backend frees and reallocates the same large buffers every training step
+/// (gradients and Adam moments of a 32 MB weight in `mnist-paper`); purging them made every
+/// step pay page faults and the zeroing of fresh pages (measured in `docs/PERFORMANCE.md`).
+/// The resident size stays at the run's peak, as with PyTorch's caching allocator.
+#[allow(unsafe_code)]
+fn keep_freed_memory() {
+    // SAFETY: `mi_option_set` takes any option id and value; it is called once, before any
+    // thread other than the main one exists.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 /// Thermodynamics of representation learning (Gao and Chaudhari, ICML 2020) on Burn.
 #[derive(Debug, Parser)]
 #[command(name = "fep", version, about, long_about = None)]
@@ -389,6 +404,7 @@ fn catch_backend_panics(backend: BackendChoice, f: impl FnOnce() -> Result<()>) 
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
