@@ -189,8 +189,39 @@ fn samples_per_chunk(batch: usize, positions: usize) -> usize {
     batch.div_ceil(chunks.min(batch).max(1)).max(1)
 }
 
+#[cfg(feature = "std")]
+std::thread_local! {
+    /// Per-thread scratch of the gathers and GEMM operands, kept between calls so that every
+    /// op neither allocates nor zeroes its temporaries again (only growth is zero-filled).
+    static SCRATCH: core::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { core::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` with this thread's scratch pair (fresh vectors where the thread's pair is in use
+/// further up its stack, as when a rayon worker steals work while inside `f`).
+fn with_scratch<R>(f: impl FnOnce(&mut (Vec<f32>, Vec<f32>)) -> R) -> R {
+    #[cfg(feature = "std")]
+    {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut pair) => f(&mut pair),
+            Err(_) => f(&mut (Vec::new(), Vec::new())),
+        })
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        f(&mut (Vec::new(), Vec::new()))
+    }
+}
+
+/// Makes `v` at least `n` long; what it already holds is kept, not zeroed.
+fn grow(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+}
+
 /// Runs `work(chunk index, output chunk, scratch)` over `output` split into chunks of
-/// `chunk_len`, in parallel where rayon is on, with one scratch pair per task.
+/// `chunk_len`, in parallel where rayon is on, with the thread's scratch pair.
 fn for_each_chunk(
     output: &mut [f32],
     chunk_len: usize,
@@ -202,16 +233,15 @@ fn for_each_chunk(
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
-        output.par_chunks_mut(chunk_len).enumerate().for_each_init(
-            || (Vec::new(), Vec::new()),
-            |scratch, (c, out)| work(c, out, scratch),
-        );
+        output
+            .par_chunks_mut(chunk_len)
+            .enumerate()
+            .for_each(|(c, out)| with_scratch(|scratch| work(c, out, scratch)));
     }
     #[cfg(not(feature = "rayon"))]
     {
-        let mut scratch = (Vec::new(), Vec::new());
         for (c, out) in output.chunks_mut(chunk_len).enumerate() {
-            work(c, out, &mut scratch);
+            with_scratch(|scratch| work(c, out, scratch));
         }
     }
 }
@@ -245,51 +275,51 @@ pub(crate) fn batched_gather_product(
     let accumulate =
         |samples: core::ops::Range<usize>, parallelism: gemm::Parallelism| -> Vec<f32> {
             let mut dst = vec![0.0f32; m * r];
-            let mut lhs = Vec::new();
-            let mut cols = Vec::new();
-            let mut start = samples.start;
-            while start < samples.end {
-                let end = (start + per_chunk).min(samples.end);
-                let ld = (end - start) * p;
-                lhs.resize(m * ld, 0.0);
-                cols.resize(r * ld, 0.0);
-                for (k, n) in (start..end).enumerate() {
-                    let a_n = &a[n * m * p..(n + 1) * m * p];
-                    for row in 0..m {
-                        lhs[row * ld + k * p..row * ld + (k + 1) * p]
-                            .copy_from_slice(&a_n[row * p..(row + 1) * p]);
+            with_scratch(|(lhs, cols)| {
+                let mut start = samples.start;
+                while start < samples.end {
+                    let end = (start + per_chunk).min(samples.end);
+                    let ld = (end - start) * p;
+                    grow(lhs, m * ld);
+                    grow(cols, r * ld);
+                    for (k, n) in (start..end).enumerate() {
+                        let a_n = &a[n * m * p..(n + 1) * m * p];
+                        for row in 0..m {
+                            lhs[row * ld + k * p..row * ld + (k + 1) * p]
+                                .copy_from_slice(&a_n[row * p..(row + 1) * p]);
+                        }
+                        gather.gather(&src[n * src_len..(n + 1) * src_len], cols, ld, k * p);
                     }
-                    gather.gather(&src[n * src_len..(n + 1) * src_len], &mut cols, ld, k * p);
+                    // dst[m, r] += lhs[m, ld] * cols[r, ld]^T
+                    // SAFETY: the strides describe `lhs` ([m, ld] row-major), `cols` read as its
+                    // transpose ([ld, r], element (k, j) at j*ld + k) and `dst` ([m, r] row-major),
+                    // all in bounds of their buffers.
+                    unsafe {
+                        gemm::gemm(
+                            m,
+                            r,
+                            ld,
+                            dst.as_mut_ptr(),
+                            1,
+                            r as isize,
+                            true,
+                            lhs.as_ptr(),
+                            1,
+                            ld as isize,
+                            cols.as_ptr(),
+                            ld as isize,
+                            1,
+                            1.0f32,
+                            1.0f32,
+                            false,
+                            false,
+                            false,
+                            parallelism,
+                        );
+                    }
+                    start = end;
                 }
-                // dst[m, r] += lhs[m, ld] * cols[r, ld]^T
-                // SAFETY: the strides describe `lhs` ([m, ld] row-major), `cols` read as its
-                // transpose ([ld, r], element (k, j) at j*ld + k) and `dst` ([m, r] row-major),
-                // all in bounds of their buffers.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        r,
-                        ld,
-                        dst.as_mut_ptr(),
-                        1,
-                        r as isize,
-                        true,
-                        lhs.as_ptr(),
-                        1,
-                        ld as isize,
-                        cols.as_ptr(),
-                        ld as isize,
-                        1,
-                        1.0f32,
-                        1.0f32,
-                        false,
-                        false,
-                        false,
-                        parallelism,
-                    );
-                }
-                start = end;
-            }
+            });
             dst
         };
 
@@ -446,8 +476,8 @@ pub fn conv2d_f32(
         |c, out, (cols, tmp)| {
             let count = out.len() / sample_len;
             let ld = count * p;
-            cols.resize(r * ld, 0.0);
-            tmp.resize(out_channels * ld, 0.0);
+            grow(cols, r * ld);
+            grow(tmp, out_channels * ld);
             for k in 0..count {
                 let n = c * per_chunk + k;
                 gather.gather(&x_data[n * x_len..(n + 1) * x_len], cols, ld, k * p);
@@ -551,8 +581,8 @@ pub fn conv_transpose2d_f32(
     for_each_chunk(&mut output, per_chunk * sample_len, |c, out, (xc, cols)| {
         let count = out.len() / sample_len;
         let ld = count * p;
-        xc.resize(channels * ld, 0.0);
-        cols.resize(r * ld, 0.0);
+        grow(xc, channels * ld);
+        grow(cols, r * ld);
         for k in 0..count {
             let n = c * per_chunk + k;
             for ch in 0..channels {
