@@ -59,117 +59,128 @@ impl Gather2d {
     pub fn positions(&self) -> usize {
         self.output[0] * self.output[1]
     }
+}
 
-    /// Positions `q` in `0..out` whose index `q*stride + tap*dilation - padding` lies in
-    /// `0..extent`, as a half-open range.
-    fn valid(
-        out: usize,
-        extent: usize,
-        tap: usize,
-        stride: usize,
-        dilation: usize,
-        padding: usize,
-    ) -> (usize, usize) {
-        let offset = (tap * dilation) as isize - padding as isize;
-        let stride = stride as isize;
-        let lo = if offset >= 0 {
-            0
-        } else {
-            ((-offset) + stride - 1) / stride
-        };
-        let last = extent as isize - 1 - offset;
-        let hi = if last < 0 { 0 } else { last / stride + 1 };
-        let lo = (lo as usize).min(out);
-        let hi = (hi as usize).min(out);
-        (lo, hi.max(lo))
-    }
+/// Where every tap of a [`Gather2d`] reads in a zero-padded copy of one source plane: the
+/// plane is `padded[0] x padded[1]` with the source at `(padding[0], padding[1])` and zeros
+/// around it, so that the gather is a branch-free table lookup per element.
+pub(crate) struct GatherPlan {
+    padded: [usize; 2],
+    /// `offsets[t * P + p * out_w + q] = (p*s0 + i*d0) * padded_w + q*s1 + j*d1` for the tap
+    /// `t = i * k_w + j`.
+    offsets: Vec<u32>,
+}
 
-    /// Writes the gather of `src` (`[channels, in_h, in_w]`, contiguous) into `dst`, row `r`
-    /// at `dst[r * ld + offset ..][.. positions]`.
-    pub fn gather(&self, src: &[f32], dst: &mut [f32], ld: usize, offset: usize) {
+impl Gather2d {
+    /// The lookup table of [`gather_planned`](Self::gather_planned) and
+    /// [`scatter_add_planned`](Self::scatter_add_planned).
+    pub fn plan(&self) -> GatherPlan {
         let [in_h, in_w] = self.input;
         let [out_h, out_w] = self.output;
         let [k_h, k_w] = self.kernel;
         let [s_h, s_w] = self.stride;
         let [p_h, p_w] = self.padding;
         let [d_h, d_w] = self.dilation;
-        let plane = in_h * in_w;
+        let reach = |out: usize, s: usize, k: usize, d: usize| {
+            if out == 0 || k == 0 {
+                0
+            } else {
+                (out - 1) * s + (k - 1) * d + 1
+            }
+        };
+        let padded = [
+            reach(out_h, s_h, k_h, d_h).max(p_h + in_h),
+            reach(out_w, s_w, k_w, d_w).max(p_w + in_w),
+        ];
+        assert!(
+            padded[0]
+                .checked_mul(padded[1])
+                .is_some_and(|n| n <= u32::MAX as usize),
+            "conv: padded plane too large for the gather table"
+        );
+        let mut offsets = Vec::with_capacity(k_h * k_w * out_h * out_w);
+        for i in 0..k_h {
+            for j in 0..k_w {
+                for p in 0..out_h {
+                    let row = (p * s_h + i * d_h) * padded[1] + j * d_w;
+                    offsets.extend((0..out_w).map(|q| (row + q * s_w) as u32));
+                }
+            }
+        }
+        GatherPlan { padded, offsets }
+    }
+
+    /// Writes the gather of `src` (`[channels, in_h, in_w]`, contiguous) into `dst`, row
+    /// `r = (c, i, j)` at `dst[r * ld + offset ..][.. positions]`: each channel is copied into
+    /// a zero-padded plane once, then every row is a lookup in it through `plan`.
+    pub fn gather_planned(
+        &self,
+        plan: &GatherPlan,
+        src: &[f32],
+        dst: &mut [f32],
+        ld: usize,
+        offset: usize,
+    ) {
+        let [in_h, in_w] = self.input;
+        let [p_h, p_w] = self.padding;
+        let [ph, pw] = plan.padded;
+        let taps = self.kernel[0] * self.kernel[1];
+        let positions = self.positions();
+        let mut plane = vec![0.0f32; ph * pw];
         for c in 0..self.channels {
-            let src_c = &src[c * plane..(c + 1) * plane];
-            for i in 0..k_h {
-                let (h_lo, h_hi) = Self::valid(out_h, in_h, i, s_h, d_h, p_h);
-                for j in 0..k_w {
-                    let r = (c * k_h + i) * k_w + j;
-                    let row = &mut dst[r * ld + offset..r * ld + offset + out_h * out_w];
-                    let (w_lo, w_hi) = Self::valid(out_w, in_w, j, s_w, d_w, p_w);
-                    let col_shift = (j * d_w) as isize - p_w as isize;
-                    for p in 0..out_h {
-                        let out_row = &mut row[p * out_w..(p + 1) * out_w];
-                        if p < h_lo || p >= h_hi || w_lo == w_hi {
-                            out_row.fill(0.0);
-                            continue;
-                        }
-                        let h = (p * s_h + i * d_h) - p_h;
-                        let src_row = &src_c[h * in_w..(h + 1) * in_w];
-                        out_row[..w_lo].fill(0.0);
-                        out_row[w_hi..].fill(0.0);
-                        let first = (w_lo as isize * s_w as isize + col_shift) as usize;
-                        if s_w == 1 {
-                            out_row[w_lo..w_hi]
-                                .copy_from_slice(&src_row[first..first + (w_hi - w_lo)]);
-                        } else {
-                            let strided = src_row[first..].iter().step_by(s_w);
-                            for (v, &x) in out_row[w_lo..w_hi].iter_mut().zip(strided) {
-                                *v = x;
-                            }
-                        }
-                    }
+            let src_c = &src[c * in_h * in_w..(c + 1) * in_h * in_w];
+            for h in 0..in_h {
+                let at = (h + p_h) * pw + p_w;
+                plane[at..at + in_w].copy_from_slice(&src_c[h * in_w..(h + 1) * in_w]);
+            }
+            for t in 0..taps {
+                let r = c * taps + t;
+                let row = &mut dst[r * ld + offset..r * ld + offset + positions];
+                let offs = &plan.offsets[t * positions..(t + 1) * positions];
+                for (d, &o) in row.iter_mut().zip(offs) {
+                    // SAFETY: `plan` built every offset below `ph * pw` (`plan`'s `padded`
+                    // covers the farthest tap), and `plane` has that length.
+                    *d = unsafe { *plane.get_unchecked(o as usize) };
                 }
             }
         }
     }
-}
 
-impl Gather2d {
-    /// The adjoint of [`gather`](Self::gather): adds row `r` of `src` (at
-    /// `src[r * ld + offset ..][.. positions]`) into the plane stack `dst`
-    /// (`[channels, in_h, in_w]`) at the indices the gather reads from.
-    pub fn scatter_add(&self, src: &[f32], ld: usize, offset: usize, dst: &mut [f32]) {
+    /// The adjoint of [`gather_planned`](Self::gather_planned): adds row `r = (c, i, j)` of
+    /// `src` (at `src[r * ld + offset ..][.. positions]`) into the plane stack `dst`
+    /// (`[channels, in_h, in_w]`) where the gather reads from. Each channel accumulates in a
+    /// zero-padded plane whose interior is then added into `dst`.
+    pub fn scatter_add_planned(
+        &self,
+        plan: &GatherPlan,
+        src: &[f32],
+        ld: usize,
+        offset: usize,
+        dst: &mut [f32],
+    ) {
         let [in_h, in_w] = self.input;
-        let [out_h, out_w] = self.output;
-        let [k_h, k_w] = self.kernel;
-        let [s_h, s_w] = self.stride;
         let [p_h, p_w] = self.padding;
-        let [d_h, d_w] = self.dilation;
-        let plane = in_h * in_w;
+        let [ph, pw] = plan.padded;
+        let taps = self.kernel[0] * self.kernel[1];
+        let positions = self.positions();
+        let mut plane = vec![0.0f32; ph * pw];
         for c in 0..self.channels {
-            let dst_c = &mut dst[c * plane..(c + 1) * plane];
-            for i in 0..k_h {
-                let (h_lo, h_hi) = Self::valid(out_h, in_h, i, s_h, d_h, p_h);
-                for j in 0..k_w {
-                    let (w_lo, w_hi) = Self::valid(out_w, in_w, j, s_w, d_w, p_w);
-                    if w_lo == w_hi {
-                        continue;
-                    }
-                    let r = (c * k_h + i) * k_w + j;
-                    let row = &src[r * ld + offset..r * ld + offset + out_h * out_w];
-                    let first = w_lo * s_w + j * d_w - p_w;
-                    for p in h_lo..h_hi {
-                        let h = p * s_h + i * d_h - p_h;
-                        let dst_row = &mut dst_c[h * in_w..(h + 1) * in_w];
-                        let values = &row[p * out_w + w_lo..p * out_w + w_hi];
-                        if s_w == 1 {
-                            let target = &mut dst_row[first..first + values.len()];
-                            for (o, &v) in target.iter_mut().zip(values) {
-                                *o += v;
-                            }
-                        } else {
-                            let target = dst_row[first..].iter_mut().step_by(s_w);
-                            for (o, &v) in target.zip(values) {
-                                *o += v;
-                            }
-                        }
-                    }
+            plane.fill(0.0);
+            for t in 0..taps {
+                let r = c * taps + t;
+                let row = &src[r * ld + offset..r * ld + offset + positions];
+                let offs = &plan.offsets[t * positions..(t + 1) * positions];
+                for (&v, &o) in row.iter().zip(offs) {
+                    // SAFETY: as in `gather_planned`.
+                    unsafe { *plane.get_unchecked_mut(o as usize) += v };
+                }
+            }
+            let dst_c = &mut dst[c * in_h * in_w..(c + 1) * in_h * in_w];
+            for h in 0..in_h {
+                let at = (h + p_h) * pw + p_w;
+                let inner = &plane[at..at + in_w];
+                for (d, &v) in dst_c[h * in_w..(h + 1) * in_w].iter_mut().zip(inner) {
+                    *d += v;
                 }
             }
         }
@@ -266,6 +277,7 @@ pub(crate) fn batched_gather_product(
 
     // Samples per GEMM: a reduction length of about 1024, fewer if the gather would not fit
     // in about 32 MiB.
+    let plan = gather.plan();
     let per_chunk = (1024 / p)
         .max(1)
         .min((8 << 20) / (r * p).max(1))
@@ -288,7 +300,13 @@ pub(crate) fn batched_gather_product(
                             lhs[row * ld + k * p..row * ld + (k + 1) * p]
                                 .copy_from_slice(&a_n[row * p..(row + 1) * p]);
                         }
-                        gather.gather(&src[n * src_len..(n + 1) * src_len], cols, ld, k * p);
+                        gather.gather_planned(
+                            &plan,
+                            &src[n * src_len..(n + 1) * src_len],
+                            cols,
+                            ld,
+                            k * p,
+                        );
                     }
                     // dst[m, r] += lhs[m, ld] * cols[r, ld]^T
                     // SAFETY: the strides describe `lhs` ([m, ld] row-major), `cols` read as its
@@ -466,6 +484,7 @@ pub fn conv2d_f32(
     let sample_len = out_channels * p;
     let mut output = vec![0.0f32; batch * sample_len];
     let x_len = channels * h * w;
+    let plan = gather.plan();
     let per_chunk = samples_per_chunk(batch, p);
 
     // A chunk of samples: cols [R, B*P] gathered side by side, one GEMM
@@ -480,7 +499,7 @@ pub fn conv2d_f32(
             grow(tmp, out_channels * ld);
             for k in 0..count {
                 let n = c * per_chunk + k;
-                gather.gather(&x_data[n * x_len..(n + 1) * x_len], cols, ld, k * p);
+                gather.gather_planned(&plan, &x_data[n * x_len..(n + 1) * x_len], cols, ld, k * p);
             }
             if r > 0 {
                 // SAFETY: row-major strides of `weight` ([O, R]), `cols` ([R, ld]) and `tmp`
@@ -576,6 +595,7 @@ pub fn conv_transpose2d_f32(
     let plane = out_hw[0] * out_hw[1];
     let sample_len = out_channels * plane;
     let mut output = vec![0.0f32; batch * sample_len];
+    let plan = scatter.plan();
     let per_chunk = samples_per_chunk(batch, p);
 
     for_each_chunk(&mut output, per_chunk * sample_len, |c, out, (xc, cols)| {
@@ -627,7 +647,7 @@ pub fn conv_transpose2d_f32(
                     plane_o.fill(b[o]);
                 }
             }
-            scatter.scatter_add(cols, ld, k * p, out_n);
+            scatter.scatter_add_planned(&plan, cols, ld, k * p, out_n);
         }
     });
     FlexTensor::new(
