@@ -544,8 +544,11 @@ fn measurement_with_fresh_noise_has_honest_standard_errors() {
         ),
     ] {
         let se = (2.0 * var).sqrt();
+        // Plus the f32 rounding of the network (the two passes batch the images
+        // differently, and the CPU kernels block their GEMMs by batch): the rate has no
+        // noise, so it must agree to that rounding.
         assert!(
-            (ours - theirs).abs() < 5.0 * se + 1e-9,
+            (ours - theirs).abs() < 5.0 * se + 1e-6 * theirs.abs(),
             "{ours} vs {theirs}, se {se}"
         );
     }

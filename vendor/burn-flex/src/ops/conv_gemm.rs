@@ -355,15 +355,17 @@ pub(crate) fn batched_gather_product(
                     let samples = (t * per_task).min(batch)..((t + 1) * per_task).min(batch);
                     accumulate(samples, gemm::Parallelism::None)
                 })
-                .reduce(
-                    || vec![0.0f32; m * r],
-                    |mut x, y| {
-                        for (u, v) in x.iter_mut().zip(y) {
-                            *u += v;
-                        }
-                        x
-                    },
-                );
+                // Summed in task order (not by rayon's adaptive reduction tree), so that the
+                // gradient is the same from run to run.
+                .collect::<Vec<_>>()
+                .into_iter()
+                .reduce(|mut x, y| {
+                    for (u, v) in x.iter_mut().zip(y) {
+                        *u += v;
+                    }
+                    x
+                })
+                .unwrap_or_else(|| vec![0.0f32; m * r]);
         }
         // One chunk: let the GEMM itself use the threads.
         if rayon::current_num_threads() > 1 && m * r * per_chunk * p >= 64 * 64 * 64 {
