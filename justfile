@@ -49,7 +49,7 @@ test-full-mnist dir="../shared/datasets/mnist-full":
 demo-deep:
     {{fep}} demo --out runs/demo --force
 
-# Train the source model (mnist-small, digits 0-4, lambda = gamma = 2) -> runs/train-source/.
+# Train the source model (mnist-small, digits 0-4, lambda = gamma = 0.25) -> runs/train-source/.
 train-source *args:
     {{fep}} train-source --config experiments/train-source.toml --out runs/train-source --force {{args}}
 
@@ -74,7 +74,7 @@ train-source-cifar data="data/cifar10":
 _source:
     @test -f runs/train-source/checkpoint.ckpt || just features={{features}} backend={{backend}} train-source
 
-# Iso-classification on the source task (lambda 2 -> 0.5, C held), beside the naive path.
+# Iso-classification on the source task (lambda 0.25 -> 0.0625, C held), beside the naive path.
 iso-classification *args: _source
     {{fep}} iso-classification --config experiments/iso-classification.toml --out runs/iso-classification --force {{args}}
 
