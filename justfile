@@ -104,8 +104,8 @@ surface-merge:
     {{fep}} surface merge --config experiments/surface.toml --out runs/surface
 
 # All three experiments at CPU-sized defaults, then docs/REPRODUCTION.md from their results.
-# (about 2 hours on 2 CPU cores, most of it the three transfer seeds; `reproduce-quick` skips
-# the seeds: about 45 minutes)
+# (about 75 minutes on 2 CPU cores, most of it the three transfer seeds; `reproduce-quick` skips
+# the seeds: about 20 minutes)
 reproduce:
     just features={{features}} backend={{backend}} train-source
     just features={{features}} backend={{backend}} iso-classification
