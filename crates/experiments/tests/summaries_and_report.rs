@@ -196,6 +196,9 @@ fn shipped_configs_parse_and_the_paper_pair_fits() {
         }
     }
     assert!(seen >= 6, "{seen} configs");
+    fep_experiments::surface::SurfaceConfig::load(&experiments.join("surface.toml"))
+        .expect("surface.toml");
+    fep_experiments::exact::load_config(&experiments.join("exact.toml")).expect("exact.toml");
     let source: toml::Value = toml::from_str(
         &std::fs::read_to_string(experiments.join("train-source-paper.toml")).unwrap(),
     )
@@ -217,4 +220,59 @@ fn shipped_configs_parse_and_the_paper_pair_fits() {
         "the paper's source sees grey levels"
     );
     assert_eq!(transfer.data.binarization, fep_data::BinarizationKind::None);
+}
+
+/// The default processes fit the default source model: the iso-classification moves lambda
+/// down from the source's value (C rises as the posterior gets noisier, which gamma > 0 can
+/// answer; moving lambda up from a source at small gamma would need gamma below zero), the
+/// transfer's lambda path stays in (0, source lambda] with a gamma cap above the source's
+/// gamma, its target digits are disjoint from the source's, and both hold out the same
+/// validation examples as the source training.
+#[test]
+fn the_default_processes_fit_the_default_source() {
+    let experiments = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let source = fep_experiments::train_source::load_config(
+        &fep_experiments::train_source::TrainSourceOptions {
+            config: experiments.join("train-source.toml"),
+            ..Default::default()
+        },
+    )
+    .expect("train-source.toml");
+    let process = |name: &str| {
+        fep_experiments::process::ProcessOptions {
+            config: Some(experiments.join(name)),
+            ..Default::default()
+        }
+        .load_config("unused")
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let iso = process("iso-classification.toml");
+    let transfer = process("transfer-iso-classification.toml");
+    let lambda = source.training.lambda;
+
+    assert!(
+        iso.process.lambda_end < lambda,
+        "iso-classification ends at lambda {} but the source is at {lambda}",
+        iso.process.lambda_end
+    );
+    assert!(transfer.process.lambda_end > 0.0 && transfer.process.lambda_end <= lambda);
+    assert!(transfer.process.max_gamma > source.training.gamma);
+
+    assert_eq!(iso.data.source_classes, source.data.source_classes);
+    assert_eq!(transfer.data.source_classes, source.data.source_classes);
+    let target = transfer
+        .data
+        .target_classes
+        .as_ref()
+        .expect("the transfer names its target classes");
+    assert!(!target.is_empty());
+    assert!(
+        target
+            .iter()
+            .all(|c| !source.data.source_classes.contains(c)),
+        "target classes {target:?} overlap the source's {:?}",
+        source.data.source_classes
+    );
+    assert_eq!(iso.data.validation_size, source.data.validation_size);
+    assert_eq!(transfer.data.validation_size, source.data.validation_size);
 }
