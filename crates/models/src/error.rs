@@ -34,6 +34,9 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
+    /// A safetensors file could not be written, read or matched to the model.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
     /// A data error (file, batch or index).
     #[error(transparent)]
     Data(#[from] fep_data::DataError),

@@ -16,6 +16,7 @@ pub mod assemble;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod likelihood;
 pub mod measure;
 pub mod model;
