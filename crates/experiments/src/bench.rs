@@ -168,18 +168,25 @@ fn write_report<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// Settings of `bench reference`.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct ReferenceOptions {
     /// Batch size.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 128))]
     pub batch: usize,
     /// Untimed steps first.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 5))]
     pub warmup: usize,
     /// Timed steps per repetition.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 20))]
     pub steps: usize,
     /// Repetitions.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 5))]
     pub reps: usize,
     /// Output JSON.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub json: Option<PathBuf>,
     /// Forward/backward in micro-batches of this size with accumulated gradients.
+    #[cfg_attr(feature = "cli", arg(long, value_parser = positive))]
     pub micro_batch: Option<usize>,
 }
 
@@ -246,25 +253,50 @@ pub fn reference<B: AutodiffBackend>(
 
 /// Settings of the benchmark suite.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct BenchOptions {
-    /// Architectures.
+    /// Architectures of the suite (mnist-small, mnist-paper, cifar-resnet).
+    #[cfg_attr(feature = "cli", arg(long = "arch", num_args = 1.., value_parser = architecture, default_values = ["mnist-small", "mnist-paper", "cifar-resnet"]))]
     pub architectures: Vec<Architecture>,
-    /// Batch sizes.
+    /// Batch sizes of the suite.
+    #[cfg_attr(feature = "cli", arg(long = "batch", num_args = 1.., default_values_t = vec![64usize, 128]))]
     pub batches: Vec<usize>,
-    /// Latent samples per example (each value a configuration of the suite).
+    /// Latent samples per example; several values make several configurations (the
+    /// authors use 8).
+    #[cfg_attr(feature = "cli", arg(long, num_args = 1.., default_values_t = vec![1usize]))]
     pub num_z: Vec<usize>,
     /// Untimed steps before each measurement.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1))]
     pub warmup: usize,
     /// Timed steps per repetition.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 3))]
     pub steps: usize,
     /// Repetitions (median and spread are over these).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 3))]
     pub reps: usize,
     /// Forward/backward in micro-batches of this size with accumulated gradients.
+    #[cfg_attr(feature = "cli", arg(long, value_parser = positive))]
     pub micro_batch: Option<usize>,
-    /// The result folder (`bench.json` goes there).
+    /// Result folder: bench.json goes there.
+    #[cfg_attr(feature = "cli", arg(long, default_value = "runs/bench"))]
     pub out: PathBuf,
-    /// Overwrite a non-empty result folder.
+    /// Overwrite the files of a non-empty result folder.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub force: bool,
+}
+
+/// An architecture by its kebab-case name (the command line's `--arch`).
+pub fn architecture(name: &str) -> std::result::Result<Architecture, String> {
+    serde_json::from_value(serde_json::Value::String(name.into()))
+        .map_err(|_| format!("`{name}`: expected mnist-small, mnist-paper or cifar-resnet"))
+}
+
+/// A positive count (the command line's `--micro-batch`).
+pub fn positive(text: &str) -> std::result::Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{text}`: expected a positive integer")),
+    }
 }
 
 /// One (architecture, batch, num_z) of the suite.

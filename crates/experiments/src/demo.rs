@@ -13,18 +13,25 @@ use crate::train_source::{CHECKPOINT, TrainSourceOptions, TrainSourceSummary, tr
 
 /// Where and how the demo runs.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct DemoOptions {
-    /// Result directory (`train-source/` and `transfer/` inside).
+    /// Result directory (train-source/ and transfer/ inside).
+    #[cfg_attr(feature = "cli", arg(long, default_value = "runs/demo"))]
     pub out: PathBuf,
     /// Overwrite existing results.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub force: bool,
     /// Folder with the MNIST files (default: the bundled subset).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub data_dir: Option<PathBuf>,
     /// Config of the source training.
+    #[cfg_attr(feature = "cli", arg(long, default_value = crate::train_source::DEFAULT_CONFIG))]
     pub train_config: PathBuf,
     /// Config of the transfer.
+    #[cfg_attr(feature = "cli", arg(long, default_value = crate::process::TRANSFER_CONFIG))]
     pub transfer_config: PathBuf,
-    /// Steps of the transfer path.
+    /// Steps of the transfer path (the config's 25 take about three times as long).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 8))]
     pub steps: usize,
 }
 
@@ -36,9 +43,7 @@ impl DemoOptions {
             data_dir: self.data_dir.clone(),
             out: self.out.join("train-source"),
             force: self.force,
-            resume: false,
-            epochs: None,
-            seed: None,
+            ..TrainSourceOptions::default()
         }
     }
 

@@ -10,9 +10,9 @@ use fep_thermo::surface::{
     CheckSettings, GridSpec, Place, SurfaceChecks, SurfaceGrid, SurfacePoint,
 };
 use fep_thermo::{
-    ConstraintKind, EquilibriumReport, EulerConfig, Functionals, IftConfig, Integrator,
-    IntegratorKind, Multipliers, PredictorCorrectorConfig, ProcessPath, Sensitivities,
-    StoppingRule, SurfaceDifferenceConfig, ThermodynamicSystem, ift_sensitivities, run_process,
+    ConstraintKind, Continuation, EquilibriumReport, Functionals, IftConfig, IntegratorKind,
+    Multipliers, PredictorCorrectorConfig, ProcessPath, Sensitivities, StoppingRule,
+    SurfaceDifferenceConfig, ThermodynamicSystem, ift_sensitivities, run_process,
     surface_difference_sensitivities,
 };
 use serde::{Deserialize, Serialize};
@@ -238,25 +238,23 @@ pub struct ExactIsoSummary {
     pub first_law_residual: f64,
 }
 
-/// The exact model's integrators: Euler with 20 steps, or the predictor-corrector with
+/// The exact model's continuation: Euler with 20 steps, or the predictor-corrector with
 /// steps between 0.05 and 0.1; every re-equilibration by the training's stopping rule
 /// `equilibrium` (`ExactTrainingConfig::equilibrium_rule`).
-pub fn exact_integrator(kind: IntegratorKind, equilibrium: StoppingRule) -> Integrator {
+pub fn exact_continuation(kind: IntegratorKind, equilibrium: StoppingRule) -> Continuation {
     match kind {
-        IntegratorKind::Euler => Integrator::Euler(EulerConfig {
-            equilibration_steps: 1000,
-            equilibrium: Some(equilibrium),
-            ..EulerConfig::default()
-        }),
-        IntegratorKind::PredictorCorrector => {
-            Integrator::PredictorCorrector(PredictorCorrectorConfig {
-                equilibration_steps: 1000,
-                equilibrium: Some(equilibrium),
+        IntegratorKind::Euler => {
+            Continuation::euler(20, 1000, IftConfig::default()).with_equilibrium(equilibrium)
+        }
+        IntegratorKind::PredictorCorrector => Continuation::predictor_corrector(
+            &PredictorCorrectorConfig {
+                equilibrium,
                 initial_step: 0.05,
                 max_step: 0.1,
                 ..PredictorCorrectorConfig::default()
-            })
-        }
+            },
+            IftConfig::default(),
+        ),
     }
 }
 
@@ -277,7 +275,7 @@ pub fn iso_classification<B: AutodiffBackend>(
     )?;
     let path = ProcessPath::lambda_only(start.lambda, lambda_end);
     let rule = config.training.equilibrium_rule();
-    let continuation = exact_integrator(integrator, rule).continuation(IftConfig::default());
+    let continuation = exact_continuation(integrator, rule);
     let mut system = ExactSystem::<B>::from_config(config, device)?;
     let trained = system.train(start)?;
     let progress = bar(100, "iso-classification");

@@ -32,6 +32,7 @@ pub mod error;
 pub mod evaluate;
 pub mod exact;
 pub mod findings;
+pub mod format;
 pub mod images;
 pub mod io;
 pub mod maps;

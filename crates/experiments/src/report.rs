@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 use crate::error::{ExperimentError, Result};
 use crate::exact::ExactSurfaceSummary;
 use crate::findings::{self, SurfaceContext};
+use crate::format::{Versioned, read_summary};
 use crate::io::read_json;
-use crate::process::{IsoClassificationSummary, MethodResult, TransferSummary};
+use crate::process::{IsoClassificationSummary, Method, MethodResult, TransferSummary};
 use crate::provenance::machine;
 use crate::seeds::TransferAggregate;
 use crate::surface::SurfaceSummary;
@@ -19,10 +20,13 @@ use crate::train_source::TrainSourceSummary;
 
 /// Where the report reads and writes.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct ReportOptions {
     /// Folder holding train-source/, iso-classification/, transfer-iso-classification/, surface/.
+    #[cfg_attr(feature = "cli", arg(long, default_value = "runs"))]
     pub runs: PathBuf,
-    /// Markdown file to write (figures go to a `figures/` folder beside it).
+    /// Markdown file to write (figures go to a figures/ folder beside it).
+    #[cfg_attr(feature = "cli", arg(long, default_value = "docs/REPRODUCTION.md"))]
     pub out: PathBuf,
 }
 
@@ -34,6 +38,15 @@ fn summary<T: DeserializeOwned>(dir: &Path) -> Result<Option<T>> {
         return Ok(None);
     }
     read_json(&path).map(Some)
+}
+
+/// The versioned summary of `dir/summary.json`, upgraded to the current format.
+fn versioned<T: Versioned>(dir: &Path) -> Result<Option<T>> {
+    let path = dir.join("summary.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    read_summary(&path).map(Some)
 }
 
 fn copy_figure(src: &Path, figures: &Path, name: &str) -> Result<Option<String>> {
@@ -219,15 +232,15 @@ fn iso_section(md: &mut String, s: &IsoClassificationSummary, fig: &Figures) -> 
     Ok(())
 }
 
-/// What the drift columns say: summaries since the independent measurement hold it in
-/// `max_relative_drift` and the controller's in `controller_*`; earlier ones held only the
-/// controller's, in `max_relative_drift`.
+/// What the drift columns say: the drift on the test splits (where measured) and on the
+/// controller's probe.
 fn drifts(measured: bool, drift: f64, controller: Option<f64>) -> (String, String) {
-    if measured {
-        (pct(drift), opt_pct(controller))
+    let independent = if measured {
+        pct(drift)
     } else {
-        ("not measured".into(), pct(drift))
-    }
+        "not measured".into()
+    };
+    (independent, opt_pct(controller))
 }
 
 fn independence_note(samples: usize, c0_test: f64) -> String {
@@ -236,7 +249,7 @@ fn independence_note(samples: usize, c0_test: f64) -> String {
             "Drift is measured apart from the controller: C on the test split(s) with fresh noise ({samples} draws per example), against C0 = {c0_test:.4} measured the same way at the start."
         )
     } else {
-        "This run predates the independent measurement: its drift is the controller's own, on its probe.".into()
+        "This run was not measured apart from the controller (a format-1 summary): its drift is the controller's own, on its probe.".into()
     }
 }
 
@@ -278,20 +291,17 @@ fn transfer_section(md: &mut String, s: &TransferSummary, fig: &Figures) -> Resu
         Some(d) => drifts(measured, d, v.controller_max_relative_drift),
         None => ("-".to_string(), "-".to_string()),
     };
-    let mut rows = vec![method_row(
-        "iso-classification (ours)",
-        &s.process,
-        drifts(
-            measured,
-            s.held.max_relative_drift,
-            Some(s.held.controller_max_relative_drift),
-        ),
-    )];
-    for (name, b) in s.baselines.named() {
-        rows.push(method_row(name, b, method_drifts(b)));
-    }
-    for row in rows {
-        writeln!(md, "{row}").map_err(fmt_error)?;
+    for (method, result) in s.methods() {
+        let drift = if method == Method::IsoClassification {
+            drifts(
+                measured,
+                s.held.max_relative_drift,
+                Some(s.held.controller_max_relative_drift),
+            )
+        } else {
+            method_drifts(result)
+        };
+        writeln!(md, "{}", method_row(method.name(), result, drift)).map_err(fmt_error)?;
     }
     writeln!(
         md,
@@ -356,7 +366,7 @@ fn surface_section(md: &mut String, s: &SurfaceSummary, fig: &Figures) -> Result
             "Equilibrium: {} of {} points met {}; {} Adam steps in all.\n",
             e.met,
             e.points,
-            crate::process::trace::describe_rule(&e.rule),
+            crate::process::rows::describe_rule(&e.rule),
             e.optimizer_steps
         )
         .map_err(fmt_error)?;
@@ -537,7 +547,7 @@ pub fn report(options: &ReportOptions) -> Result<PathBuf> {
         "## 2. Iso-classification on the source task (`just iso-classification`)\n"
     )
     .map_err(fmt_error)?;
-    match summary::<IsoClassificationSummary>(&runs.join("iso-classification"))? {
+    match versioned::<IsoClassificationSummary>(&runs.join("iso-classification"))? {
         Some(s) => iso_section(&mut md, &s, &fig)?,
         None => not_run(&mut md)?,
     }
@@ -577,7 +587,7 @@ pub fn report(options: &ReportOptions) -> Result<PathBuf> {
         "## 3. Transfer digits 0-4 -> 5-9 with C held (`just transfer-iso-classification`)\n"
     )
     .map_err(fmt_error)?;
-    match summary::<TransferSummary>(&runs.join("transfer-iso-classification"))? {
+    match versioned::<TransferSummary>(&runs.join("transfer-iso-classification"))? {
         Some(s) => transfer_section(&mut md, &s, &fig)?,
         None => not_run(&mut md)?,
     }
@@ -587,7 +597,7 @@ pub fn report(options: &ReportOptions) -> Result<PathBuf> {
         transfer_seeds_section(&mut md, &read_json(&seeds)?, &fig)?;
     }
     writeln!(md, "## 4. Equilibrium surface (`just surface`)\n").map_err(fmt_error)?;
-    match summary::<SurfaceSummary>(&runs.join("surface"))? {
+    match versioned::<SurfaceSummary>(&runs.join("surface"))? {
         Some(s) => surface_section(&mut md, &s, &fig)?,
         None => not_run(&mut md)?,
     }

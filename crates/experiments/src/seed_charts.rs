@@ -176,7 +176,7 @@ fn seed_chart(
 }
 
 fn drift_percent(r: &TraceRow) -> f64 {
-    100.0 * r.test.map_or(f64::NAN, |t| t.relative_drift)
+    100.0 * r.test.relative_drift
 }
 
 /// The seed folders of `seeds` under `out`.

@@ -13,7 +13,8 @@ use fep_thermo::Shard;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
-use crate::io::{read_json, write_json};
+use crate::format::{Versioned, read_summary};
+use crate::io::write_json;
 use crate::process::{
     IsoClassificationSummary, MethodResult, ProcessOptions, TransferSummary, iso_classification,
     transfer,
@@ -146,18 +147,9 @@ impl SeedBand {
     /// The band of the path `<dir>/trace.jsonl`.
     fn of(seed: u64, dir: &Path, band: f64) -> Result<Self> {
         let rows: Vec<crate::process::TraceRow> = crate::io::read_jsonl(&dir.join("trace.jsonl"))?;
-        let drifts: Vec<(f64, f64)> = rows
-            .iter()
-            .filter_map(|r| r.test.map(|t| (r.t, t.relative_drift)))
-            .collect();
-        let c0 = rows
-            .first()
-            .and_then(|r| r.test)
-            .map_or(f64::NAN, |t| t.classification);
-        let mut noise: Vec<f64> = rows
-            .iter()
-            .filter_map(|r| r.test.map(|t| t.classification_se / c0))
-            .collect();
+        let drifts: Vec<(f64, f64)> = rows.iter().map(|r| (r.t, r.test.relative_drift)).collect();
+        let c0 = rows.first().map_or(f64::NAN, |r| r.test.classification);
+        let mut noise: Vec<f64> = rows.iter().map(|r| r.test.classification_se / c0).collect();
         noise.sort_by(f64::total_cmp);
         let relative_standard_error = noise.get(noise.len() / 2).copied().unwrap_or(f64::NAN);
         let worst = drifts.iter().copied().fold((0.0f64, 0.0f64), |w, d| {
@@ -244,7 +236,7 @@ pub struct IsoAggregate {
 }
 
 /// The seed folders under `out` that hold a finished summary, in seed order.
-fn finished<T: serde::de::DeserializeOwned>(out: &Path) -> Result<Vec<(u64, T)>> {
+fn finished<T: Versioned>(out: &Path) -> Result<Vec<(u64, T)>> {
     let mut found = Vec::new();
     let entries = std::fs::read_dir(out)
         .map_err(|e| invalid(format!("cannot list {}: {e}", out.display())))?;
@@ -258,7 +250,7 @@ fn finished<T: serde::de::DeserializeOwned>(out: &Path) -> Result<Vec<(u64, T)>>
         };
         let summary = entry.path().join("summary.json");
         if summary.is_file() {
-            found.push((seed, read_json::<T>(&summary)?));
+            found.push((seed, read_summary::<T>(&summary)?));
         }
     }
     found.sort_by_key(|(s, _)| *s);
@@ -275,29 +267,19 @@ fn finished<T: serde::de::DeserializeOwned>(out: &Path) -> Result<Vec<(u64, T)>>
 pub fn aggregate_transfer(out: &Path) -> Result<TransferAggregate> {
     let runs: Vec<(u64, TransferSummary)> = finished(out)?;
     let summaries: Vec<&TransferSummary> = runs.iter().map(|(_, s)| s).collect();
-    let mut methods = vec![(
-        "iso-classification (ours)".to_string(),
-        MethodSpread::of(&summaries.iter().map(|s| &s.process).collect::<Vec<_>>()),
-    )];
-    let names: Vec<&str> = summaries[0]
-        .baselines
-        .named()
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    for name in names {
+    let mut methods = Vec::new();
+    for (method, _) in summaries[0].methods() {
         let results: Option<Vec<&MethodResult>> = summaries
             .iter()
             .map(|s| {
-                s.baselines
-                    .named()
+                s.methods()
                     .into_iter()
-                    .find(|(n, _)| *n == name)
+                    .find(|(m, _)| *m == method)
                     .map(|(_, r)| r)
             })
             .collect();
         if let Some(results) = results {
-            methods.push((name.to_string(), MethodSpread::of(&results)));
+            methods.push((method.name().to_string(), MethodSpread::of(&results)));
         }
     }
     let aggregate = TransferAggregate {

@@ -18,9 +18,11 @@ use fep_thermo::surface::{
 };
 use fep_thermo::{EquilibriumReport, StationarityTest, StoppingRule};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::Outcome;
 use crate::error::{Result, ResultExt, invalid};
+use crate::format::{Result2, SUMMARY_FORMAT, Versioned};
 use crate::io::{create_dir, read_jsonl, read_toml, write_json, write_jsonl, write_toml};
 use crate::maps::{Field, Maps, SURFACE_QUANTITIES, bilinear, linspace, pchip, write_maps};
 use crate::plot::{Chart, Mark, Series, write_chart_files};
@@ -121,14 +123,25 @@ impl SurfaceConfig {
 
 /// Where and how a surface sweep runs.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct SurfaceOptions {
-    /// The config file.
+    /// TOML with source_checkpoint, [data], [grid], [sweep].
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, global = true, default_value = "experiments/surface.toml")
+    )]
     pub config: PathBuf,
     /// Folder with the dataset files (default: the bundled subset).
+    #[cfg_attr(feature = "cli", arg(long, global = true))]
     pub data_dir: Option<PathBuf>,
-    /// Result directory (shards go to `<out>/shards/`).
+    /// Result directory (shards go to <out>/shards/).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, global = true, default_value = "runs/surface")
+    )]
     pub out: PathBuf,
-    /// The shard to run (all of the grid in one shard by default).
+    /// Run only shard i of n (1-based), e.g. `--shard 3/8` for task 3 of a job array of 8.
+    #[cfg_attr(feature = "cli", arg(long, default_value = "1/1"))]
     pub shard: Shard,
 }
 
@@ -180,9 +193,11 @@ pub struct SurfaceRow {
     pub equilibrium: EquilibriumReport,
 }
 
-/// `summary.json` of a merged surface.
+/// `summary.json` of a merged surface (format [`SUMMARY_FORMAT`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SurfaceSummary {
+    /// The version of this file's layout ([`crate::format`] upgrades older ones).
+    pub format: u32,
     /// Grid values of lambda.
     pub lambdas: Vec<f64>,
     /// Grid values of gamma.
@@ -205,11 +220,19 @@ pub struct SurfaceSummary {
     pub device: String,
     /// Training time summed over points, seconds.
     pub wall_seconds_summed_over_points: f64,
-    /// How the points' equilibrations went (absent in summaries of earlier versions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// How the points' equilibrations went (`None`: not recorded, in files upgraded from
+    /// format 1).
     pub equilibrium: Option<SweepEquilibrium>,
     /// The config.
     pub config: SurfaceConfig,
+}
+
+impl Versioned for SurfaceSummary {
+    fn upgrade_step(map: &mut Map<String, Value>, from: u32) -> Result2 {
+        debug_assert_eq!(from, 1, "format 2 is the current one");
+        map.entry("equilibrium").or_insert(Value::Null);
+        Ok(())
+    }
 }
 
 /// Where the functionals of the checks come from.
@@ -417,6 +440,7 @@ pub fn merge(cfg: &SurfaceConfig, out: &Path, device: String) -> Result<Outcome<
         }
     }
     let summary = SurfaceSummary {
+        format: SUMMARY_FORMAT,
         lambdas: cfg.grid.lambdas.clone(),
         gammas: cfg.grid.gammas.clone(),
         checks,

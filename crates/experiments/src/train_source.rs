@@ -39,31 +39,44 @@ pub struct TrainSourceConfig {
     pub training: TrainConfig,
 }
 
-/// Where and how a `train-source` run happens.
+/// The config `train-source` reads where none is given.
+pub const DEFAULT_CONFIG: &str = "experiments/train-source.toml";
+/// The result directory of `train-source` where none is given.
+pub const DEFAULT_OUT: &str = "runs/train-source";
+
+/// Where and how a `train-source` run happens (the options of `fep train-source`).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct TrainSourceOptions {
     /// TOML with [data], [model], [training].
+    #[cfg_attr(feature = "cli", arg(long, default_value = DEFAULT_CONFIG))]
     pub config: PathBuf,
     /// Folder with the dataset files (overrides [data] dir; default: the bundled subset).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub data_dir: Option<PathBuf>,
     /// Result directory.
+    #[cfg_attr(feature = "cli", arg(long, default_value = DEFAULT_OUT))]
     pub out: PathBuf,
     /// Overwrite an existing result directory.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub force: bool,
-    /// Continue from `<out>/checkpoint.ckpt`.
+    /// Continue from <out>/checkpoint.ckpt (to the configured or --epochs epochs).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub resume: bool,
     /// Override the number of epochs.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub epochs: Option<u64>,
     /// Override the seed.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub seed: Option<u64>,
 }
 
 impl Default for TrainSourceOptions {
     fn default() -> Self {
         Self {
-            config: PathBuf::from("experiments/train-source.toml"),
+            config: PathBuf::from(DEFAULT_CONFIG),
             data_dir: None,
-            out: PathBuf::from("runs/train-source"),
+            out: PathBuf::from(DEFAULT_OUT),
             force: false,
             resume: false,
             epochs: None,

@@ -117,7 +117,7 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
             read_jsonl(&out.join(format!("seed-{seed}/trace.jsonl"))).unwrap();
         let drifts: Vec<f64> = rows
             .iter()
-            .map(|r| r.test.unwrap().relative_drift)
+            .map(|r| r.test.relative_drift)
             .collect();
         assert_eq!(band.points, rows.len());
         assert_eq!(
@@ -131,10 +131,10 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
             "the worst point of the band is the summary's max drift"
         );
         assert!(band.describe("s").starts_with(&format!("seed {seed}: ")));
-        let c0 = rows[0].test.unwrap().classification;
+        let c0 = rows[0].test.classification;
         let mut se: Vec<f64> = rows
             .iter()
-            .map(|r| r.test.unwrap().classification_se / c0)
+            .map(|r| r.test.classification_se / c0)
             .collect();
         se.sort_by(f64::total_cmp);
         assert_eq!(band.relative_standard_error, se[se.len() / 2]);
@@ -157,7 +157,7 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
     let rows: Vec<TraceRow> = read_jsonl(&seed_dir.join("trace.jsonl")).unwrap();
     let last = rows.last().unwrap();
     assert_eq!(last.checkpoint.as_deref(), Some("steps/step-002.ckpt"));
-    let test = last.test.expect("measured on the test split");
+    let test = last.test;
     let evaluated = evaluate::<B>(
         &Default::default(),
         &EvaluateOptions {
@@ -170,6 +170,8 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
             samples: 3,
             seed: 6,
             binarization: fep_data::BinarizationKind::Dynamic,
+            limit: None,
+            dump_inputs: None,
         },
     )
     .unwrap();

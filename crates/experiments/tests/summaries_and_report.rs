@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use fep_experiments::format::{SUMMARY_FORMAT, read_summary};
 use fep_experiments::io::{read_json, write_json};
-use fep_experiments::process::TransferSummary;
+use fep_experiments::process::{Method, TransferSummary};
 use fep_experiments::report::{ReportOptions, report};
 use fep_experiments::train_source::TrainSourceSummary;
 
@@ -16,25 +17,38 @@ fn fixtures() -> PathBuf {
 #[test]
 fn summaries_of_the_previous_version_parse_and_round_trip() {
     let transfer: TransferSummary =
-        read_json(&fixtures().join("transfer-iso-classification/summary.json"))
-            .expect("the old transfer summary parses");
+        read_summary(&fixtures().join("transfer-iso-classification/summary.json"))
+            .expect("the format-1 transfer summary is upgraded and parses");
+    assert_eq!(transfer.format, SUMMARY_FORMAT);
     assert!((transfer.held.c0 - 0.14699947834014893).abs() < 1e-15);
     assert_eq!(transfer.held.unconverged_steps, 1);
     assert_eq!(transfer.budget.optimizer_steps, 3520);
     let heuristic = transfer
         .baselines
-        .paper_heuristic
-        .as_ref()
+        .get(&Method::PaperHeuristic)
         .expect("the heuristic ran");
     assert_eq!(heuristic.optimizer_steps, Some(3504));
     assert!((heuristic.target.rate - 17.263406101661392).abs() < 1e-12);
-    assert!(transfer.baselines.fine_tune.is_some());
+    assert!(transfer.baselines.contains_key(&Method::FineTune));
+    assert_eq!(transfer.baselines.len(), 2, "format 1 ran two baselines");
+    // Format 1 had no test measurement: its drifts were the controller's.
+    assert_eq!(transfer.held.test_samples, 0);
+    assert_eq!(
+        heuristic.controller_max_relative_drift,
+        heuristic.max_relative_drift
+    );
+    assert!(
+        transfer
+            .wall_seconds
+            .by_method
+            .contains_key(&Method::IsoClassification)
+    );
     assert_eq!(transfer.config.process.steps, 8);
 
     let dir = tempfile::tempdir().expect("temp dir");
     let again = dir.path().join("summary.json");
     write_json(&again, &transfer).expect("write");
-    let back: TransferSummary = read_json(&again).expect("read back");
+    let back: TransferSummary = read_summary(&again).expect("read back");
     assert_eq!(back, transfer);
 
     let source: TrainSourceSummary = read_json(&fixtures().join("train-source/summary.json"))
@@ -67,7 +81,10 @@ fn report_tables_hold_the_measured_numbers() {
         "{md}"
     );
     assert!(md.contains("| fine-tune | 90.82% | 0.00% |"), "{md}");
-    assert!(md.contains("predates the independent measurement"), "{md}");
+    assert!(
+        md.contains("not measured apart from the controller"),
+        "{md}"
+    );
     // Train-source: the test row.
     let source: TrainSourceSummary =
         read_json(&fixtures().join("train-source/summary.json")).expect("parses");

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use fep_experiments::bench::{BenchReport, ModelBench, ReferenceReport};
 use fep_experiments::exact::{ExactIsoSummary, ExactSolveSummary};
-use fep_experiments::process::trace::EquilibriumTally;
+use fep_experiments::process::rows::EquilibriumTally;
 use fep_experiments::process::{IsoClassificationSummary, MethodResult, TransferSummary};
 use fep_experiments::train_source::TrainSourceSummary;
 
@@ -124,13 +124,8 @@ pub fn transfer(s: &TransferSummary) {
         "{:<28}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}{:>12}",
         "method", "target %", "source %", "R", "D", "C", "max |drift|", "Adam steps"
     );
-    method_line(
-        "iso-classification (ours)",
-        &s.process,
-        Some(s.held.max_relative_drift),
-    );
-    for (name, b) in s.baselines.named() {
-        method_line(name, b, b.max_relative_drift);
+    for (method, result) in s.methods() {
+        method_line(method.name(), result, result.max_relative_drift);
     }
     println!(
         "(R, D, C on the target test set; max |drift|: C on p_t from the test splits with fresh noise, apart from the controller, whose own probe drift was {:.2}%)",

@@ -487,7 +487,7 @@ fn a_transfer_killed_midway_resumes_to_the_same_results() {
     let src = trained_source(dir.path(), TINY_TRAIN);
     // Four steps, one baseline that traces a path and one that does not.
     let text = tiny_transfer(&src).replace("steps = 2", "steps = 4")
-        + "[baselines]\nfine_tune = true\npaper_heuristic = false\nschedule_only = true\nfine_tune_at_end = false\n";
+        + "[baselines]\nmethods = [\"fine_tune\", \"schedule_only\"]\n";
     let tcfg = write(dir.path(), "transfer.toml", &text);
     let run = |out: &Path, extra: &[&str]| {
         let mut args = vec![

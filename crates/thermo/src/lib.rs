@@ -43,10 +43,10 @@ pub use equilibrium::{
 };
 pub use error::{Result, ThermoError};
 pub use process::{
-    AdaptiveStep, Constraint, ConstraintKind, Continuation, Correction, Corrector, EulerConfig,
-    FixedGamma, GammaBounds, Integrator, IntegratorKind, IsoClassification, IsoDistortion, IsoRate,
-    NewtonSecant, Predictor, PredictorCorrectorConfig, Process, ProcessPath, ProcessResult,
-    ProcessSnapshot, StepControl, StepProgress, StepRecord, Tangent, TrustRegion, run_process,
+    AdaptiveStep, Constraint, ConstraintKind, Continuation, Correction, Corrector, FixedGamma,
+    GammaBounds, IntegratorKind, IsoClassification, IsoDistortion, IsoRate, NewtonSecant,
+    Predictor, PredictorCorrectorConfig, Process, ProcessPath, ProcessResult, ProcessSnapshot,
+    StepControl, StepProgress, StepRecord, Tangent, TrustRegion, run_process,
 };
 pub use quadratic::{QuadraticSystem, QuadraticTerm};
 pub use sensitivity::{

@@ -193,7 +193,7 @@ fn check_iso_path(seed: u64, n: usize, m: usize, require_crossing: bool) {
     let pc = PredictorCorrectorConfig {
         initial_step: 0.1,
         max_step: 0.2,
-        equilibrium: Some(config.training.equilibrium_rule()),
+        equilibrium: config.training.equilibrium_rule(),
         ..PredictorCorrectorConfig::default()
     };
     let mut system = ExactSystem::<B>::from_config(&config, &Default::default()).unwrap();

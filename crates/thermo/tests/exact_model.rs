@@ -6,9 +6,9 @@ mod common;
 use common::{B, example_config, random_config, sized};
 use fep_thermo::exact::{ClosedForm, ExactSystem, JointMoments, transfer_gamma};
 use fep_thermo::{
-    ConstraintKind, Continuation, EulerConfig, IftConfig, Integrator, Multipliers,
-    PredictorCorrectorConfig, ProcessPath, SurfaceDifferenceConfig, ThermodynamicSystem,
-    ift_sensitivities, run_process, surface_difference_sensitivities,
+    ConstraintKind, Continuation, IftConfig, Multipliers, PredictorCorrectorConfig, ProcessPath,
+    StoppingRule, SurfaceDifferenceConfig, ThermodynamicSystem, ift_sensitivities, run_process,
+    surface_difference_sensitivities,
 };
 
 fn closed_form(config: &fep_thermo::exact::ExactConfig) -> ClosedForm {
@@ -198,7 +198,7 @@ fn iso_classification_follows_the_exact_path() {
         // Steps of at most 0.06 in s keep the trapezoidal work integral of the
         // first-law check accurate to well under 1%.
         let pc = PredictorCorrectorConfig {
-            equilibration_steps: 1000,
+            equilibrium: StoppingRule::fixed(1000),
             initial_step: 0.06,
             max_step: 0.06,
             ..Default::default()
@@ -256,7 +256,7 @@ fn iso_classification_follows_the_exact_path() {
             start,
             &path,
             ConstraintKind::IsoClassification,
-            &Integrator::Euler(EulerConfig::default()).continuation(IftConfig::default()),
+            &Continuation::euler(20, 300, IftConfig::default()),
             |_| {},
         )
         .unwrap();
@@ -294,7 +294,7 @@ fn iso_classification_follows_the_exact_path() {
             start,
             &path,
             ConstraintKind::FixedGamma,
-            &Integrator::Euler(EulerConfig::default()).continuation(IftConfig::default()),
+            &Continuation::euler(20, 300, IftConfig::default()),
             |_| {},
         )
         .unwrap();
@@ -313,7 +313,7 @@ fn transfer_follows_the_exact_transfer_path() {
     let start = Multipliers::new(2.0, 1.0);
     let path = ProcessPath::transfer(2.0, 1.0);
     let pc = PredictorCorrectorConfig {
-        equilibration_steps: 1000,
+        equilibrium: StoppingRule::fixed(1000),
         ..Default::default()
     };
     let mut system = ExactSystem::<B>::from_config(&config, &Default::default()).unwrap();

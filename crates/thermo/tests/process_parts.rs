@@ -2,10 +2,10 @@
 //! the `Process` iterator, on the quadratic toy system against its closed forms.
 
 use fep_thermo::{
-    AdaptiveStep, ConstraintKind, Continuation, Corrector, EulerConfig, Functional, GammaBounds,
-    HvpMethod, IftConfig, Integrator, IntegratorKind, Multipliers, NewtonSecant, Predictor,
-    PredictorCorrectorConfig, Process, ProcessPath, ProcessSnapshot, QuadraticSystem, StepControl,
-    StepRecord, StoppingRule, Tangent, ThermoError, ThermodynamicSystem, TrustRegion, run_process,
+    AdaptiveStep, ConstraintKind, Continuation, Corrector, Functional, GammaBounds, HvpMethod,
+    IftConfig, IntegratorKind, Multipliers, NewtonSecant, Predictor, PredictorCorrectorConfig,
+    Process, ProcessPath, ProcessSnapshot, QuadraticSystem, StepControl, StepRecord, StoppingRule,
+    Tangent, ThermoError, ThermodynamicSystem, TrustRegion, run_process,
 };
 
 fn ift() -> IftConfig {
@@ -402,12 +402,13 @@ fn process_validates_its_start() {
 fn run_process_equals_the_iterator() {
     let path = ProcessPath::transfer(2.0, 1.2);
     let cfg = PredictorCorrectorConfig {
-        equilibration_steps: 1,
+        equilibrium: StoppingRule::fixed(1),
         relative_tolerance: 1e-8,
         ..Default::default()
     };
-    let c = Integrator::PredictorCorrector(cfg).continuation(ift());
-    assert_eq!(c, Continuation::predictor_corrector(&cfg, ift()));
+    let c = Continuation::predictor_corrector(&cfg, ift());
+    assert_eq!(c.corrector, Corrector::NewtonSecant(cfg.newton_secant()));
+    assert_eq!(c.step_control, StepControl::Adaptive(cfg.adaptive_step()));
     let (mut sys, start) = started(&path);
     let mut seen = Vec::new();
     let a = run_process(
@@ -510,14 +511,12 @@ fn configs_parse_by_their_names() {
         integrator: IntegratorKind,
         constraint: ConstraintKind,
         hvp: HvpMethod,
-        euler: Integrator,
     }
     let doc: Doc = toml::from_str(
         r#"
 integrator = "predictor-corrector"
 constraint = "iso-rate"
 hvp = { kind = "finite-difference", relative_step = 0.01 }
-euler = { kind = "euler", steps = 3, equilibration_steps = 7 }
 "#,
     )
     .unwrap();
@@ -536,15 +535,6 @@ euler = { kind = "euler", steps = 3, equilibration_steps = 7 }
             relative_step: 0.01
         }
     );
-    assert_eq!(
-        doc.euler,
-        Integrator::Euler(EulerConfig {
-            steps: 3,
-            equilibration_steps: 7,
-            equilibrium: None,
-        })
-    );
-    assert_eq!(doc.euler.kind(), IntegratorKind::Euler);
     let exact: Result<HvpMethod, _> = toml::from_str(r#"kind = "exact""#);
     assert!(exact.is_err());
 }

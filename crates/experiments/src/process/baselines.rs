@@ -1,19 +1,145 @@
-//! The baselines and ablations of the transfer, each with exactly the Adam-step budget of
-//! the process and the same tail averaging of its iterates: plain fine-tuning on the
-//! target (at the start's multipliers, or at the end point of our path), and the authors'
-//! feedback heuristic as they wrote it.
+//! The baselines and ablations of the transfer, each a [`MethodRun`] with exactly the
+//! Adam-step budget of the process and the same tail averaging of its iterates: plain
+//! fine-tuning on the target (at the start's multipliers, or at the end point of our
+//! path), the authors' feedback heuristic as they wrote it, and our schedule with gamma
+//! fixed. A new method is a [`Method`] variant and one function here.
 
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use fep_data::Domains;
 use fep_models::system::DeepSystem;
-use fep_thermo::{Multipliers, ThermodynamicSystem};
+use fep_thermo::{ConstraintKind, Multipliers, ProcessPath, ThermodynamicSystem};
 
 use super::config::BaselineSettings;
-use super::trace::{HeldValues, RowAt, TestMeasure, TraceRow, baseline_row};
+use super::measure::{HeldValues, RowAt, TestMeasure, baseline_row};
+use super::method::Method;
+use super::observer::{PathRun, trace_path};
+use super::rows::TraceRow;
+use super::setup::Setup;
 use crate::error::Result;
 use crate::progress::bar;
+
+/// What every method starts from and may use: the experiment, the source's multipliers,
+/// where our path ended and along which path, and the shared budget.
+pub struct MethodContext<'a> {
+    pub(crate) setup: &'a Setup,
+    /// (lambda, gamma) of the source checkpoint.
+    pub start: Multipliers,
+    /// (lambda, gamma) where our path ended.
+    pub end: Multipliers,
+    /// Our path: lambda(s) and the data schedule t(s).
+    pub path: ProcessPath,
+    /// The budget and the held values.
+    pub budget: BaselineBudget,
+}
+
+impl MethodContext<'_> {
+    /// The source and target domains.
+    pub fn domains(&self) -> &Domains {
+        &self.setup.domains
+    }
+
+    /// Steps of our path (the baselines' number of training phases).
+    pub fn steps(&self) -> usize {
+        self.setup.cfg.process.steps
+    }
+}
+
+/// A method's run: from the source checkpoint's model in `system` to its end, spending
+/// exactly `context.budget.optimizer_steps` Adam steps; its trace, the start included.
+pub type MethodRun<B> = fn(&mut DeepSystem<B>, &MethodContext<'_>) -> Result<Vec<TraceRow>>;
+
+/// The runner of a baseline; `None` for ours, which is the process itself.
+pub fn runner<B: AutodiffBackend>(method: Method) -> Option<MethodRun<B>> {
+    match method {
+        Method::IsoClassification => None,
+        Method::FineTune => Some(fine_tune_at_start::<B>),
+        Method::PaperHeuristic => Some(paper_heuristic_run::<B>),
+        Method::ScheduleOnly => Some(schedule_only::<B>),
+        Method::FineTuneAtEnd => Some(fine_tune_at_end::<B>),
+    }
+}
+
+/// [`Method::FineTune`]: fine-tuning on the target at the source's multipliers.
+fn fine_tune_at_start<B: AutodiffBackend>(
+    system: &mut DeepSystem<B>,
+    c: &MethodContext<'_>,
+) -> Result<Vec<TraceRow>> {
+    fine_tune(
+        system,
+        c.domains(),
+        c.start,
+        c.steps(),
+        c.budget,
+        "fine-tune",
+    )
+}
+
+/// [`Method::FineTuneAtEnd`]: fine-tuning on the target where our path ended.
+fn fine_tune_at_end<B: AutodiffBackend>(
+    system: &mut DeepSystem<B>,
+    c: &MethodContext<'_>,
+) -> Result<Vec<TraceRow>> {
+    fine_tune(
+        system,
+        c.domains(),
+        c.end,
+        c.steps(),
+        c.budget,
+        "fine-tune at end",
+    )
+}
+
+/// [`Method::PaperHeuristic`]: the authors' loop towards our `lambda_end`.
+fn paper_heuristic_run<B: AutodiffBackend>(
+    system: &mut DeepSystem<B>,
+    c: &MethodContext<'_>,
+) -> Result<Vec<TraceRow>> {
+    let cfg = &c.setup.cfg;
+    paper_heuristic(
+        system,
+        c.domains(),
+        c.start,
+        cfg.process.lambda_end,
+        c.steps(),
+        &cfg.baselines,
+        c.budget,
+    )
+}
+
+/// [`Method::ScheduleOnly`]: our path with gamma fixed (the paper's Euler scheme), then
+/// the rest of the budget at its end point on p_1.
+fn schedule_only<B: AutodiffBackend>(
+    system: &mut DeepSystem<B>,
+    c: &MethodContext<'_>,
+) -> Result<Vec<TraceRow>> {
+    let run = PathRun {
+        label: "schedule only",
+        resume_key: Method::ScheduleOnly.trace_stem(),
+        path: c.path,
+        constraint: ConstraintKind::FixedGamma,
+        saves_steps: false,
+    };
+    let mut rows = trace_path(c.setup, system, c.start, run)?.rows;
+    let spent = system.work().optimizer_steps;
+    if spent < c.budget.optimizer_steps {
+        let clock = Instant::now();
+        let m = rows
+            .last()
+            .map_or(c.start, |r| Multipliers::new(r.lambda, r.gamma));
+        let rest = (c.budget.optimizer_steps - spent) as usize;
+        rows.push(spend_the_rest(
+            system,
+            c.domains(),
+            m,
+            rest,
+            c.budget,
+            &clock,
+        )?);
+    }
+    Ok(rows)
+}
 
 /// What every baseline shares with the process: the budget of Adam steps, how many of
 /// the last iterates of each training phase are averaged (the process's equilibrations
@@ -157,7 +283,7 @@ pub fn paper_heuristic<B: AutodiffBackend>(
 /// Trains the budget a method has left at its final multipliers on p_1 (fresh optimiser,
 /// the same tail averaging) and measures the row: methods that finish early spend exactly
 /// the budget.
-pub(crate) fn spend_the_rest<B: AutodiffBackend>(
+pub fn spend_the_rest<B: AutodiffBackend>(
     system: &mut DeepSystem<B>,
     domains: &Domains,
     m: Multipliers,

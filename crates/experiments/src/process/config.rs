@@ -1,19 +1,21 @@
-//! The config file of `iso-classification` and `transfer-iso-classification`, and the
-//! `fep-thermo` continuation it describes.
+//! The config file of `iso-classification` and `transfer-iso-classification`, the one
+//! place its settings become a `fep-thermo` [`Continuation`], and the command line's
+//! options of both experiments.
 
 use std::path::PathBuf;
 
-use burn::tensor::backend::AutodiffBackend;
-use fep_data::{DataConfig, Domains, ProbeSplit};
-use fep_models::assemble::{Assembled, SystemSpec, system_from_checkpoint};
+use fep_data::{DataConfig, ProbeSplit};
+use fep_models::assemble::SystemSpec;
 use fep_thermo::{
-    Continuation, EulerConfig, HvpMethod, IftConfig, Integrator, IntegratorKind,
-    PredictorCorrectorConfig, StoppingRule,
+    ConstraintKind, Continuation, GammaBounds, HvpMethod, IftConfig, IntegratorKind,
+    PredictorCorrectorConfig, StoppingRule, TrustRegion,
 };
 use serde::{Deserialize, Serialize};
 
+use super::measure::TestMeasure;
+use super::method::Method;
 use crate::error::{Result, ResultExt, invalid};
-use crate::io::{prepare_out_dir, read_toml, write_toml};
+use crate::io::read_toml;
 
 /// The `[process]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,8 +128,8 @@ fn yes() -> bool {
 
 impl ProcessSettings {
     /// How every row is measured on the test splits.
-    pub(crate) fn test_measure(&self) -> super::trace::TestMeasure {
-        super::trace::TestMeasure {
+    pub(crate) fn test_measure(&self) -> TestMeasure {
+        TestMeasure {
             samples: self.test_samples,
             seed: self.seed,
         }
@@ -161,43 +163,43 @@ impl ProcessSettings {
         Ok(())
     }
 
-    /// The integrator of these settings: Euler with `steps` fixed steps, or the
-    /// predictor-corrector whose largest step is `1 / steps`, halved at most
-    /// `max_halvings` times, growing by 2 after easy steps.
-    pub fn integrator(&self) -> Integrator {
+    /// The continuation of a path that holds `constraint`: for a held functional the
+    /// configured integrator (the predictor-corrector, whose largest step is `1 / steps`,
+    /// halved at most `max_halvings` times, growing by 2 after easy steps; or Euler with
+    /// `steps` fixed steps); with gamma fixed, the paper's Euler scheme. Every path gets
+    /// the same gamma bounds `[0, max_gamma]` and the same equilibrium rule.
+    pub fn continuation(&self, constraint: ConstraintKind, ift: &IftConfig) -> Continuation {
         let h = 1.0 / self.steps as f64;
-        match self.integrator {
-            IntegratorKind::Euler => Integrator::Euler(EulerConfig {
-                steps: self.steps,
-                equilibration_steps: self.equilibration_steps,
-                equilibrium: self.equilibrium,
-            }),
-            IntegratorKind::PredictorCorrector => {
-                Integrator::PredictorCorrector(PredictorCorrectorConfig {
-                    initial_step: h,
-                    min_step: h / f64::powi(2.0, self.max_halvings as i32),
-                    max_step: h,
-                    relative_tolerance: self.relative_tolerance,
-                    max_corrector_iterations: self.max_corrector_iterations,
-                    equilibration_steps: self.equilibration_steps,
-                    growth: 2.0,
-                    shrink: 0.5,
-                    max_relative_gamma_step: self.max_relative_gamma_step,
-                    max_relative_theta_step: self.max_relative_theta_step,
-                    accept_unconverged: self.accept_unconverged,
-                    max_gamma: self.max_gamma,
-                    min_gamma: 0.0,
-                    equilibrium: self.equilibrium,
-                })
-            }
+        let gamma_bounds = GammaBounds {
+            min: 0.0,
+            max: self.max_gamma,
+        };
+        let equilibrium = self.equilibrium_rule();
+        let corrected = constraint != ConstraintKind::FixedGamma
+            && self.integrator == IntegratorKind::PredictorCorrector;
+        if !corrected {
+            let mut euler = Continuation::euler(self.steps, self.equilibration_steps, *ift)
+                .with_equilibrium(equilibrium);
+            euler.gamma_bounds = gamma_bounds;
+            return euler;
         }
-    }
-
-    /// The continuation (predictor, corrector, step control, gamma bounds) of these settings.
-    pub fn continuation(&self, ift: &IftConfig) -> Continuation {
-        let mut continuation = self.integrator().continuation(*ift);
-        continuation.gamma_bounds.max = self.max_gamma;
-        continuation
+        let pc = PredictorCorrectorConfig {
+            initial_step: h,
+            min_step: h / f64::powi(2.0, self.max_halvings as i32),
+            max_step: h,
+            relative_tolerance: self.relative_tolerance,
+            max_corrector_iterations: self.max_corrector_iterations,
+            equilibrium,
+            growth: 2.0,
+            shrink: 0.5,
+            gamma_bounds,
+            accept_unconverged: self.accept_unconverged,
+            trust: TrustRegion {
+                max_relative_gamma_step: self.max_relative_gamma_step,
+                max_relative_theta_step: self.max_relative_theta_step,
+            },
+        };
+        Continuation::predictor_corrector(&pc, *ift)
     }
 
     /// The rule of every (re-)equilibration: the configured one, else the fixed budget.
@@ -220,24 +222,15 @@ impl ProcessSettings {
     }
 }
 
-/// The `[baselines]` section of the transfer experiment.
+/// The `[baselines]` section of the transfer experiment: which methods run beside ours,
+/// and the settings of the authors' heuristic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaselineSettings {
-    /// Plain fine-tuning on the target at the start's (lambda, gamma).
-    #[serde(default = "yes")]
-    pub fine_tune: bool,
-    /// The authors' feedback heuristic.
-    #[serde(default = "yes")]
-    pub paper_heuristic: bool,
-    /// Ablation: our data schedule t(s) and lambda path with gamma fixed (the effect of
-    /// the schedule without holding C).
-    #[serde(default = "yes")]
-    pub schedule_only: bool,
-    /// Ablation: fine-tuning on the target at the (lambda, gamma) where our path ended
-    /// (the effect of gamma without the path).
-    #[serde(default = "yes")]
-    pub fine_tune_at_end: bool,
+    /// The baselines and ablations to run, in table order (default: all of
+    /// [`Method::BASELINES`]; ours always runs).
+    #[serde(default = "all_baselines")]
+    pub methods: Vec<Method>,
     /// gamma increment of the heuristic per adjustment.
     #[serde(default = "default_gamma_increment")]
     pub gamma_increment: f64,
@@ -247,6 +240,10 @@ pub struct BaselineSettings {
     pub max_adjustments: Option<usize>,
 }
 
+fn all_baselines() -> Vec<Method> {
+    Method::BASELINES.to_vec()
+}
+
 fn default_gamma_increment() -> f64 {
     0.1
 }
@@ -254,13 +251,30 @@ fn default_gamma_increment() -> f64 {
 impl Default for BaselineSettings {
     fn default() -> Self {
         Self {
-            fine_tune: true,
-            paper_heuristic: true,
-            schedule_only: true,
-            fine_tune_at_end: true,
+            methods: all_baselines(),
             gamma_increment: default_gamma_increment(),
             max_adjustments: None,
         }
+    }
+}
+
+impl BaselineSettings {
+    /// Error unless every method is a baseline and listed once.
+    pub fn validate(&self) -> Result<()> {
+        for (i, m) in self.methods.iter().enumerate() {
+            if *m == Method::IsoClassification {
+                return Err(invalid(
+                    "[baselines] methods: iso_classification is the process itself and always runs; list only baselines",
+                ));
+            }
+            if self.methods[..i].contains(m) {
+                return Err(invalid(format!(
+                    "[baselines] methods lists {} twice",
+                    m.stem()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -296,30 +310,54 @@ pub fn deep_ift() -> IftConfig {
     }
 }
 
-/// Where and how a process experiment runs (the command line's choices).
+/// The iso-classification's config where none is given.
+pub const ISO_CLASSIFICATION_CONFIG: &str = "experiments/iso-classification.toml";
+/// The iso-classification's result directory where none is given.
+pub const ISO_CLASSIFICATION_OUT: &str = "runs/iso-classification";
+/// The transfer's config where none is given.
+pub const TRANSFER_CONFIG: &str = "experiments/transfer-iso-classification.toml";
+/// The transfer's result directory where none is given.
+pub const TRANSFER_OUT: &str = "runs/transfer-iso-classification";
+
+/// Where and how a process experiment runs (the options of `fep iso-classification` and
+/// `fep transfer-iso-classification`).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct ProcessOptions {
-    /// The config file (default: the experiment's file in `experiments/`).
+    /// TOML with source_checkpoint, [data], [process], [ift], [baselines] (default: the
+    /// experiment's file in experiments/).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub config: Option<PathBuf>,
-    /// Trained source model (overrides `source_checkpoint`).
+    /// Trained source model (overrides source_checkpoint).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub source: Option<PathBuf>,
     /// Folder with the dataset files (default: the bundled subset).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub data_dir: Option<PathBuf>,
-    /// Result directory (default: `runs/<experiment>`).
+    /// Result directory (default: runs/<experiment>).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub out: Option<PathBuf>,
     /// Overwrite an existing result directory.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub force: bool,
-    /// Continue a killed run in `out` from its last completed step (`out/resume/`).
+    /// Continue a killed run in --out from its last completed step (same config); with
+    /// --seeds, skip the finished seeds and continue the unfinished one.
+    #[cfg_attr(feature = "cli", arg(long, conflicts_with = "force"))]
     pub resume: bool,
-    /// Override the integrator.
+    /// Override the integrator (predictor-corrector or euler).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub integrator: Option<IntegratorKind>,
     /// Override the number of steps of the path.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub steps: Option<usize>,
     /// Skip the baselines.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub no_baselines: bool,
-    /// Save the path's model after every step under `steps/`.
+    /// Save the path's model after every step as steps/step-<k>.ckpt (the trace records each file).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub save_steps: bool,
     /// Override the seed of the process.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub seed: Option<u64>,
 }
 
@@ -345,105 +383,14 @@ impl ProcessOptions {
             cfg.process.seed = seed;
         }
         if self.no_baselines {
-            cfg.baselines.fine_tune = false;
-            cfg.baselines.paper_heuristic = false;
-            cfg.baselines.schedule_only = false;
-            cfg.baselines.fine_tune_at_end = false;
+            cfg.baselines.methods.clear();
         }
         cfg.process
             .validate()
+            .and_then(|()| cfg.baselines.validate())
             .context_with(|| format!("in {}", path.display()))?;
         Ok(cfg)
     }
-}
-
-/// A loaded experiment: its config, result directory and data.
-pub(crate) struct Setup {
-    pub cfg: ProcessConfig,
-    pub out: PathBuf,
-    pub domains: Domains,
-    pub saver: super::trace::ModelSaver,
-    pub resume: super::resume::ResumeStore,
-}
-
-impl Setup {
-    /// A fresh system at the source checkpoint's equilibrium, on the source (and, with
-    /// `with_target`, the target) domain.
-    pub fn assemble<B: AutodiffBackend>(
-        &self,
-        device: &B::Device,
-        with_target: bool,
-    ) -> Result<Assembled<B>> {
-        let target = if with_target {
-            Some(self.domains.require_target()?)
-        } else {
-            None
-        };
-        Ok(system_from_checkpoint::<B>(
-            &self.cfg.source_checkpoint,
-            device,
-            &self.domains.source,
-            target,
-            &self.cfg.process.system_spec(&self.cfg.data),
-        )?)
-    }
-}
-
-/// What an experiment falls back on and needs.
-pub(crate) struct Defaults {
-    /// The config file where none is given.
-    pub config: &'static str,
-    /// The result directory where none is given.
-    pub out: &'static str,
-    /// Whether `[data] target_classes` is required.
-    pub needs_target: bool,
-}
-
-/// The iso-classification experiment's defaults.
-pub(crate) const ISO_CLASSIFICATION: Defaults = Defaults {
-    config: "experiments/iso-classification.toml",
-    out: "runs/iso-classification",
-    needs_target: false,
-};
-
-/// The transfer experiment's defaults.
-pub(crate) const TRANSFER: Defaults = Defaults {
-    config: "experiments/transfer-iso-classification.toml",
-    out: "runs/transfer-iso-classification",
-    needs_target: true,
-};
-
-/// Loads the config and the data and prepares a fresh result directory holding the
-/// resolved config.
-pub(crate) fn setup(options: &ProcessOptions, defaults: &Defaults) -> Result<Setup> {
-    let cfg = options.load_config(defaults.config)?;
-    if defaults.needs_target && cfg.data.target_classes.is_none() {
-        return Err(invalid(
-            "the transfer needs [data] target_classes (for example [5, 6, 7, 8, 9])",
-        ));
-    }
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(defaults.out));
-    let domains = Domains::load(&cfg.data, options.data_dir.as_deref())?;
-    if !options.resume {
-        prepare_out_dir(&out, options.force)?;
-    }
-    let resume = super::resume::ResumeStore::open(&out, &cfg, options.resume)?;
-    write_toml(&out.join("config.toml"), &cfg)?;
-    let saver = super::trace::ModelSaver {
-        out: out.clone(),
-        data: cfg.data.clone(),
-        every_step: options.save_steps,
-    };
-    Ok(Setup {
-        cfg,
-        out,
-        domains,
-        saver,
-        resume,
-    })
 }
 
 #[cfg(test)]
@@ -474,17 +421,20 @@ mod tests {
         let cfg: ProcessConfig = toml::from_str(TEXT).expect("valid config");
         assert_eq!(cfg.process.steps, 25);
         assert_eq!(cfg.process.integrator, IntegratorKind::PredictorCorrector);
-        assert!(cfg.baselines.fine_tune && cfg.baselines.paper_heuristic);
+        assert_eq!(cfg.baselines.methods, Method::BASELINES.to_vec());
         cfg.process.validate().expect("valid settings");
-        match cfg.process.integrator() {
-            Integrator::PredictorCorrector(pc) => {
-                assert!((pc.max_step - 0.04).abs() < 1e-12);
-                assert!((pc.min_step - 0.02).abs() < 1e-12);
-                assert_eq!(pc.equilibration_steps, 10);
-                assert_eq!(pc.max_gamma, 50.0);
+        let c = cfg
+            .process
+            .continuation(ConstraintKind::IsoClassification, &cfg.ift);
+        match c.step_control {
+            fep_thermo::StepControl::Adaptive(a) => {
+                assert!((a.max - 0.04).abs() < 1e-12);
+                assert!((a.min - 0.02).abs() < 1e-12);
             }
             other => panic!("{other:?}"),
         }
+        assert_eq!(c.equilibrium, StoppingRule::fixed(10));
+        assert_eq!(c.gamma_bounds.max, 50.0);
         let bad = TEXT.replace("lambda_end = 0.5", "lambda_end = -1");
         let cfg: ProcessConfig = toml::from_str(&bad).expect("parses");
         assert!(cfg.process.validate().is_err());
@@ -502,15 +452,47 @@ mod tests {
         );
     }
 
+    /// Every path of every method, whatever the integrator, gets the same gamma bounds
+    /// and equilibrium rule; only a held functional under the predictor-corrector gets a
+    /// corrector.
     #[test]
-    fn euler_and_predictor_corrector_share_the_gamma_bounds() {
+    fn every_path_shares_the_gamma_bounds_and_the_equilibrium_rule() {
         let mut cfg: ProcessConfig = toml::from_str(TEXT).expect("valid config");
         cfg.process.max_gamma = 7.0;
         for kind in [IntegratorKind::Euler, IntegratorKind::PredictorCorrector] {
-            cfg.process.integrator = kind;
-            let c = cfg.process.continuation(&cfg.ift);
-            assert_eq!(c.gamma_bounds.max, 7.0, "{kind}");
-            assert_eq!(c.gamma_bounds.min, 0.0, "{kind}");
+            for constraint in [
+                ConstraintKind::IsoClassification,
+                ConstraintKind::FixedGamma,
+            ] {
+                cfg.process.integrator = kind;
+                let c = cfg.process.continuation(constraint, &cfg.ift);
+                assert_eq!(c.gamma_bounds.max, 7.0, "{kind} {constraint}");
+                assert_eq!(c.gamma_bounds.min, 0.0, "{kind} {constraint}");
+                assert_eq!(
+                    c.equilibrium,
+                    StoppingRule::fixed(10),
+                    "{kind} {constraint}"
+                );
+                let corrected = !matches!(c.corrector, fep_thermo::Corrector::None);
+                assert_eq!(
+                    corrected,
+                    kind == IntegratorKind::PredictorCorrector
+                        && constraint == ConstraintKind::IsoClassification
+                );
+            }
         }
+    }
+
+    #[test]
+    fn the_methods_list_is_checked() {
+        let with = |list: &str| {
+            let text = format!("{TEXT}\n[baselines]\nmethods = {list}\n");
+            toml::from_str::<ProcessConfig>(&text).map(|c| c.baselines.validate())
+        };
+        assert!(matches!(with("[\"fine_tune\"]"), Ok(Ok(()))));
+        assert!(matches!(with("[]"), Ok(Ok(()))));
+        assert!(with("[\"fine_tuning\"]").is_err(), "unknown name");
+        assert!(matches!(with("[\"fine_tune\", \"fine_tune\"]"), Ok(Err(_))));
+        assert!(matches!(with("[\"iso_classification\"]"), Ok(Err(_))));
     }
 }

@@ -8,17 +8,18 @@ use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use fep_models::assemble::Assembled;
-use fep_thermo::{
-    ConstraintKind, Continuation, Functionals, IntegratorKind, Multipliers, ProcessPath,
-};
+use fep_thermo::{ConstraintKind, Functionals, IntegratorKind, Multipliers, ProcessPath};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 
-use super::config::{ISO_CLASSIFICATION, ProcessConfig, ProcessOptions, setup};
-use super::trace::{
-    ChartSpec, HeldConstraint, Observer, TraceRow, trace_process, write_trace, write_trace_charts,
-};
+use super::charts::{ChartSpec, write_trace_charts};
+use super::config::{ProcessConfig, ProcessOptions};
+use super::observer::{PathRun, trace_path};
+use super::rows::{HeldConstraint, TraceRow, Traced, write_trace};
+use super::setup::{ISO_CLASSIFICATION, Setup, setup};
 use crate::Outcome;
 use crate::error::{Result, invalid};
+use crate::format::{Result2, SUMMARY_FORMAT, Versioned, process_summary_1_to_2};
 use crate::io::write_json;
 use crate::provenance::device_name;
 
@@ -53,7 +54,6 @@ pub struct NaivePath {
     /// Largest relative drift of C on the test split (fresh noise).
     pub max_relative_drift: f64,
     /// Largest relative drift of C on the controller's probe.
-    #[serde(default)]
     pub controller_max_relative_drift: f64,
     /// Where it ends.
     #[serde(rename = "final")]
@@ -69,9 +69,11 @@ pub struct IsoWall {
     pub total: f64,
 }
 
-/// `summary.json` of an iso-classification run.
+/// `summary.json` of an iso-classification run (format [`SUMMARY_FORMAT`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IsoClassificationSummary {
+    /// The version of this file's layout ([`crate::format`] upgrades older ones).
+    pub format: u32,
     /// C0 and how well it was held.
     #[serde(flatten)]
     pub held: HeldConstraint,
@@ -100,78 +102,75 @@ pub struct IsoClassificationSummary {
     pub config: ProcessConfig,
 }
 
+impl Versioned for IsoClassificationSummary {
+    fn upgrade_step(map: &mut Map<String, Value>, from: u32) -> Result2 {
+        debug_assert_eq!(from, 1, "format 2 is the current one");
+        process_summary_1_to_2(map)?;
+        if let Some(Value::Object(naive)) = map.get_mut("naive") {
+            naive
+                .entry("controller_max_relative_drift")
+                .or_insert(json!(0));
+        }
+        Ok(())
+    }
+}
+
+/// One path of the experiment from the source checkpoint: traced, its trace and model
+/// saved under `stem`.
+fn traced_path<B: AutodiffBackend>(
+    device: &B::Device,
+    setup: &Setup,
+    run: PathRun,
+    model_stem: &str,
+) -> Result<(Traced, Multipliers)> {
+    let Assembled { mut system, start } = setup.assemble::<B>(device, false)?;
+    let traced = trace_path(setup, &mut system, start, run)?;
+    let end = traced
+        .rows
+        .last()
+        .map_or(start, |r| Multipliers::new(r.lambda, r.gamma));
+    let model = format!("models/{model_stem}.ckpt");
+    setup.saver.save(&system, &model, run.label, 0.0, end)?;
+    write_trace(&setup.out, run.resume_key, &traced.rows)?;
+    Ok((traced, start))
+}
+
 /// Runs the iso-classification of `options` (default config
-/// `experiments/iso-classification.toml`) on backend B.
+/// `experiments/iso-classification.toml`) on backend B: lambda from the source's value
+/// to `lambda_end` with C held, then the naive path with gamma fixed, both from the
+/// source checkpoint.
 pub fn iso_classification<B: AutodiffBackend>(
     device: &B::Device,
     options: &ProcessOptions,
 ) -> Result<Outcome<IsoClassificationSummary>> {
     let setup = setup(options, &ISO_CLASSIFICATION)?;
-    let (cfg, out, domains) = (&setup.cfg, &setup.out, &setup.domains);
     let clock = Instant::now();
-    let Assembled { mut system, start } = setup.assemble::<B>(device, false)?;
-    let path = ProcessPath::lambda_only(start.lambda, cfg.process.lambda_end);
-    let traced = trace_process(
-        &mut system,
-        start,
+    let start = setup.source_multipliers()?;
+    let path = ProcessPath::lambda_only(start.lambda, setup.cfg.process.lambda_end);
+    let run = |label, resume_key, constraint, saves_steps| PathRun {
+        label,
+        resume_key,
         path,
+        constraint,
+        saves_steps,
+    };
+    let held = run(
+        "iso-classification",
+        "trace",
         ConstraintKind::IsoClassification,
-        cfg.process.continuation(&cfg.ift),
-        &Observer {
-            domains,
-            test: cfg.process.test_measure(),
-            saver: Some(&setup.saver),
-            resume: Some((&setup.resume, "trace")),
-        },
-        "iso-classification",
-    )?;
+        true,
+    );
+    let (traced, _) = traced_path::<B>(device, &setup, held, "iso_classification")?;
     let process_wall = clock.elapsed().as_secs_f64();
-    let end_of = |t: &super::trace::Traced| {
-        t.rows
-            .last()
-            .map_or(start, |r| Multipliers::new(r.lambda, r.gamma))
-    };
-    setup.saver.save(
-        &system,
-        "models/iso_classification.ckpt",
-        "iso-classification",
-        0.0,
-        end_of(&traced),
-    )?;
-    write_trace(out, "trace", &traced.rows)?;
-    let mut naive_system = setup.assemble::<B>(device, false)?.system;
-    let mut naive_continuation =
-        Continuation::euler(cfg.process.steps, cfg.process.equilibration_steps, cfg.ift);
-    naive_continuation.gamma_bounds.max = cfg.process.max_gamma;
-    naive_continuation.equilibrium = cfg.process.equilibrium_rule();
-    let naive = trace_process(
-        &mut naive_system,
-        start,
-        path,
+    let naive = run(
+        "naive (gamma fixed)",
+        "naive",
         ConstraintKind::FixedGamma,
-        naive_continuation,
-        &Observer {
-            domains,
-            test: cfg.process.test_measure(),
-            saver: None,
-            resume: Some((&setup.resume, "naive")),
-        },
-        "naive (gamma fixed)",
-    )?;
-    write_trace(out, "naive", &naive.rows)?;
-    setup.saver.save(
-        &naive_system,
-        "models/naive.ckpt",
-        "naive (gamma fixed)",
-        0.0,
-        end_of(&naive),
-    )?;
-    let (Some(first), Some(last)) = (traced.rows.first(), traced.rows.last()) else {
-        return Err(invalid("the iso-classification process recorded no point"));
-    };
-    let rate_change = (last.probe.rate - first.probe.rate) / first.probe.rate;
+        false,
+    );
+    let (naive, _) = traced_path::<B>(device, &setup, naive, "naive")?;
     let mut files = write_trace_charts(
-        out,
+        &setup.out,
         &[
             ("iso-classification", &traced.rows),
             ("naive: gamma fixed", &naive.rows),
@@ -181,16 +180,42 @@ pub fn iso_classification<B: AutodiffBackend>(
             c0: traced.c0,
             c0_test: traced.c0_test,
             band: 0.03,
-            context: format!("{}, {}", device_name::<B>(device), domains.dir_name()),
+            context: format!("{}, {}", device_name::<B>(device), setup.domains.dir_name()),
         },
     )?;
-    let summary = IsoClassificationSummary {
+    let wall = IsoWall {
+        process: process_wall,
+        total: clock.elapsed().as_secs_f64(),
+    };
+    let summary = summarise::<B>(device, &setup, start, &traced, &naive, wall)?;
+    let summary_path = setup.out.join("summary.json");
+    write_json(&summary_path, &summary)?;
+    setup.resume.finish()?;
+    files.insert(0, summary_path);
+    Ok(Outcome { summary, files })
+}
+
+/// The summary of both paths.
+fn summarise<B: AutodiffBackend>(
+    device: &B::Device,
+    setup: &Setup,
+    start: Multipliers,
+    traced: &Traced,
+    naive: &Traced,
+    wall_seconds: IsoWall,
+) -> Result<IsoClassificationSummary> {
+    let cfg = &setup.cfg;
+    let (Some(first), Some(last)) = (traced.rows.first(), traced.rows.last()) else {
+        return Err(invalid("the iso-classification process recorded no point"));
+    };
+    Ok(IsoClassificationSummary {
+        format: SUMMARY_FORMAT,
         held: HeldConstraint::of(
-            &traced,
+            traced,
             cfg.process.equilibrium_rule(),
             cfg.process.test_samples,
         ),
-        rate_relative_change: rate_change,
+        rate_relative_change: (last.probe.rate - first.probe.rate) / first.probe.rate,
         integrator: cfg.process.integrator,
         start,
         end: PathEnd::of(last),
@@ -201,17 +226,9 @@ pub fn iso_classification<B: AutodiffBackend>(
         },
         seed: cfg.process.seed,
         device: device_name::<B>(device),
-        data_dir: domains.dir.clone(),
+        data_dir: setup.domains.dir.clone(),
         source_checkpoint: cfg.source_checkpoint.clone(),
-        wall_seconds: IsoWall {
-            process: process_wall,
-            total: clock.elapsed().as_secs_f64(),
-        },
+        wall_seconds,
         config: cfg.clone(),
-    };
-    let summary_path = out.join("summary.json");
-    write_json(&summary_path, &summary)?;
-    setup.resume.finish()?;
-    files.insert(0, summary_path);
-    Ok(Outcome { summary, files })
+    })
 }

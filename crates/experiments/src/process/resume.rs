@@ -24,7 +24,7 @@ use fep_thermo::ProcessSnapshot;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::trace::TraceRow;
+use super::rows::TraceRow;
 use crate::error::{ExperimentError, Result, invalid};
 use crate::io::{create_dir, read_json, write_json};
 

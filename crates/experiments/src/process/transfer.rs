@@ -11,19 +11,21 @@ use burn::tensor::backend::AutodiffBackend;
 use fep_data::Domains;
 use fep_models::assemble::Assembled;
 use fep_models::system::DeepSystem;
-use fep_thermo::{
-    ConstraintKind, Continuation, Functionals, Multipliers, ProcessPath, StoppingRule,
-};
+use fep_thermo::{ConstraintKind, Functionals, Multipliers, ProcessPath, StoppingRule};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use super::baselines::{BaselineBudget, fine_tune, paper_heuristic, spend_the_rest};
-use super::config::{ProcessConfig, ProcessOptions, TRANSFER, setup};
-use super::trace::{
-    ChartSpec, HeldConstraint, HeldValues, Observer, TraceRow, max_controller_drift, max_drift,
-    trace_process, write_trace, write_trace_charts,
-};
+use super::baselines::{BaselineBudget, MethodContext, MethodRun, runner};
+use super::charts::{ChartSpec, write_trace_charts};
+use super::config::{ProcessConfig, ProcessOptions};
+use super::measure::HeldValues;
+use super::method::Method;
+use super::observer::{PathRun, trace_path};
+use super::rows::{HeldConstraint, TraceRow, Traced, max_controller_drift, max_drift, write_trace};
+use super::setup::{Setup, TRANSFER, setup};
 use crate::Outcome;
-use crate::error::Result;
+use crate::error::{Result, invalid};
+use crate::format::{Result2, SUMMARY_FORMAT, Versioned, process_summary_1_to_2};
 use crate::io::write_json;
 use crate::provenance::device_name;
 
@@ -66,38 +68,6 @@ pub struct ProbeEnd {
     pub functionals: Functionals,
 }
 
-/// The baselines and ablations that ran.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Baselines {
-    /// Plain fine-tuning on the target.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fine_tune: Option<MethodResult>,
-    /// The authors' heuristic controller.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paper_heuristic: Option<MethodResult>,
-    /// Ablation: our schedule and lambda path with gamma fixed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule_only: Option<MethodResult>,
-    /// Ablation: fine-tuning at the end point of our path.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fine_tune_at_end: Option<MethodResult>,
-}
-
-impl Baselines {
-    /// The methods that ran, with their names in tables.
-    pub fn named(&self) -> Vec<(&'static str, &MethodResult)> {
-        [
-            ("fine-tune", &self.fine_tune),
-            ("paper heuristic", &self.paper_heuristic),
-            ("schedule only (gamma fixed)", &self.schedule_only),
-            ("fine-tune at our end point", &self.fine_tune_at_end),
-        ]
-        .into_iter()
-        .filter_map(|(n, r)| r.as_ref().map(|r| (n, r)))
-        .collect()
-    }
-}
-
 /// The compute every method was given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Budget {
@@ -112,15 +82,17 @@ pub struct Budget {
 /// Wall times of the methods, seconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TransferWall {
-    /// By method: `process`, `fine_tune`, `paper_heuristic`.
-    pub by_method: BTreeMap<String, f64>,
+    /// By method, ours included.
+    pub by_method: BTreeMap<Method, f64>,
     /// The whole command.
     pub total: f64,
 }
 
-/// `summary.json` of a transfer.
+/// `summary.json` of a transfer (format [`crate::format::SUMMARY_FORMAT`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransferSummary {
+    /// The version of this file's layout ([`crate::format`] upgrades older ones).
+    pub format: u32,
     /// C0 (C on p_0) and how well it was held along p_t (the baselines spend the process's
     /// number of Adam steps).
     #[serde(flatten)]
@@ -128,8 +100,8 @@ pub struct TransferSummary {
     /// Where the process ends.
     #[serde(rename = "final")]
     pub process: MethodResult,
-    /// Where the baselines end.
-    pub baselines: Baselines,
+    /// Where the baselines end, by method (those that ran).
+    pub baselines: BTreeMap<Method, MethodResult>,
     /// (lambda, gamma) of the source checkpoint.
     pub start: Multipliers,
     /// (lambda, gamma) at the end of the process.
@@ -150,12 +122,41 @@ pub struct TransferSummary {
     pub config: ProcessConfig,
 }
 
-/// A baseline that finished, as recorded for a resumed run.
+impl Versioned for TransferSummary {
+    fn upgrade_step(map: &mut Map<String, Value>, from: u32) -> Result2 {
+        debug_assert_eq!(from, 1, "format 2 is the current one");
+        process_summary_1_to_2(map)?;
+        if let Some(Value::Object(by_method)) = map
+            .get_mut("wall_seconds")
+            .and_then(|w| w.get_mut("by_method"))
+            && let Some(ours) = by_method.remove("process")
+        {
+            by_method.insert(Method::IsoClassification.stem().into(), ours);
+        }
+        Ok(())
+    }
+}
+
+impl TransferSummary {
+    /// Every method that ran with its result, ours first, then the baselines in table
+    /// order.
+    pub fn methods(&self) -> Vec<(Method, &MethodResult)> {
+        std::iter::once((Method::IsoClassification, &self.process))
+            .chain(self.baselines.iter().map(|(m, r)| (*m, r)))
+            .collect()
+    }
+}
+
+/// A method that finished: its result, trace and wall time (also what a resumed run reads
+/// back instead of running it again).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct FinishedMethod {
-    result: MethodResult,
-    rows: Vec<TraceRow>,
-    wall_seconds: f64,
+pub struct FinishedMethod {
+    /// Where it ended.
+    pub result: MethodResult,
+    /// Its trace, the start included.
+    pub rows: Vec<TraceRow>,
+    /// Seconds it took.
+    pub wall_seconds: f64,
 }
 
 /// Accuracies on both test sets and R, D, C on the target test set of the current model.
@@ -177,230 +178,231 @@ fn final_metrics<B: AutodiffBackend>(
     })
 }
 
+/// The process run as the first method: the traced path with C held, its model and trace
+/// saved, and the context every baseline starts from.
+struct Ours {
+    traced: Traced,
+    finished: FinishedMethod,
+    start: Multipliers,
+    end: Multipliers,
+    path: ProcessPath,
+    probe_gradients: u64,
+}
+
+/// Runs our path from the source checkpoint.
+fn run_ours<B: AutodiffBackend>(device: &B::Device, setup: &Setup) -> Result<Ours> {
+    let clock = Instant::now();
+    let Assembled { mut system, start } = setup.assemble::<B>(device, true)?;
+    let process = &setup.cfg.process;
+    let path = ProcessPath::transfer(start.lambda, process.lambda_end)
+        .with_data_exponent(process.data_exponent);
+    let run = PathRun {
+        label: "transfer",
+        resume_key: Method::IsoClassification.trace_stem(),
+        path,
+        constraint: ConstraintKind::IsoClassification,
+        saves_steps: true,
+    };
+    let traced = trace_path(setup, &mut system, start, run)?;
+    let end = end_of(&traced.rows, start);
+    write_trace(
+        &setup.out,
+        Method::IsoClassification.trace_stem(),
+        &traced.rows,
+    )?;
+    let mut result = final_metrics(&system, &setup.domains)?;
+    result.probe = traced.rows.last().map(|r| ProbeEnd {
+        target_accuracy: r.target_accuracy,
+        source_accuracy: r.source_accuracy,
+        functionals: r.probe,
+    });
+    let work = system.work();
+    result.optimizer_steps = Some(work.optimizer_steps);
+    result.max_relative_drift = Some(traced.max_relative_drift);
+    result.controller_max_relative_drift = Some(traced.controller_max_relative_drift);
+    let model = format!("models/{}.ckpt", Method::IsoClassification.stem());
+    setup
+        .saver
+        .save(&system, &model, Method::IsoClassification.name(), 1.0, end)?;
+    let finished = FinishedMethod {
+        result,
+        rows: traced.rows.clone(),
+        wall_seconds: clock.elapsed().as_secs_f64(),
+    };
+    Ok(Ours {
+        traced,
+        finished,
+        start,
+        end,
+        path,
+        probe_gradients: work.probe_gradients,
+    })
+}
+
+/// (lambda, gamma) of a trace's last row (`start` for an empty trace).
+fn end_of(rows: &[TraceRow], start: Multipliers) -> Multipliers {
+    rows.last()
+        .map_or(start, |r| Multipliers::new(r.lambda, r.gamma))
+}
+
+/// Runs one method from a fresh system at the source checkpoint (or reads it back when it
+/// finished before an interruption): its trace and model saved, its result measured, and
+/// its Adam steps checked against the budget.
+pub fn run_method<B: AutodiffBackend>(
+    device: &B::Device,
+    context: &MethodContext<'_>,
+    method: Method,
+    run: MethodRun<B>,
+) -> Result<FinishedMethod> {
+    let setup = context.setup;
+    if let Some(done) = setup.resume.load_done::<FinishedMethod>(method.stem())? {
+        return Ok(done);
+    }
+    let clock = Instant::now();
+    let mut system = setup.assemble::<B>(device, true)?.system;
+    let rows = run(&mut system, context)?;
+    let spent = system.work().optimizer_steps;
+    if spent < context.budget.optimizer_steps {
+        return Err(invalid(format!(
+            "{method} spent {spent} Adam steps of the budget of {}: every method must spend all of it",
+            context.budget.optimizer_steps
+        )));
+    }
+    let model = format!("models/{}.ckpt", method.stem());
+    let end = end_of(&rows, context.start);
+    setup.saver.save(&system, &model, method.name(), 1.0, end)?;
+    let mut result = final_metrics(&system, &setup.domains)?;
+    result.max_relative_drift = Some(max_drift(&rows));
+    result.controller_max_relative_drift = Some(max_controller_drift(&rows));
+    result.optimizer_steps = Some(spent);
+    write_trace(&setup.out, method.trace_stem(), &rows)?;
+    let done = FinishedMethod {
+        result,
+        rows,
+        wall_seconds: clock.elapsed().as_secs_f64(),
+    };
+    setup.resume.save_done(method.stem(), &done)?;
+    Ok(done)
+}
+
 /// Runs the transfer of `options` (default config
-/// `experiments/transfer-iso-classification.toml`) on backend B.
+/// `experiments/transfer-iso-classification.toml`) on backend B: our path from the
+/// source checkpoint, then every configured baseline from the same checkpoint with the
+/// Adam steps ours spent, each measured on the test splits apart from the controller.
 pub fn transfer<B: AutodiffBackend>(
     device: &B::Device,
     options: &ProcessOptions,
 ) -> Result<Outcome<TransferSummary>> {
     let setup = setup(options, &TRANSFER)?;
-    let (cfg, out, domains) = (&setup.cfg, &setup.out, &setup.domains);
     let total = Instant::now();
-    let Assembled { mut system, start } = setup.assemble::<B>(device, true)?;
-    let path = ProcessPath::transfer(start.lambda, cfg.process.lambda_end)
-        .with_data_exponent(cfg.process.data_exponent);
-    let clock = Instant::now();
-    let traced = trace_process(
-        &mut system,
-        start,
-        path,
-        ConstraintKind::IsoClassification,
-        cfg.process.continuation(&cfg.ift),
-        &Observer {
-            domains,
-            test: cfg.process.test_measure(),
-            saver: Some(&setup.saver),
-            resume: Some((&setup.resume, "trace")),
-        },
-        "transfer",
-    )?;
-    let c0 = traced.c0;
-    let held = HeldValues {
-        probe: c0,
-        test: traced.c0_test,
+    let ours = run_ours::<B>(device, &setup)?;
+    let context = MethodContext {
+        setup: &setup,
+        start: ours.start,
+        end: ours.end,
+        path: ours.path,
+        budget: budget_of(&setup, &ours),
     };
-    let how = cfg.process.test_measure();
-    let mut walls = TransferWall::default();
-    walls
-        .by_method
-        .insert("process".into(), clock.elapsed().as_secs_f64());
-    let work = system.work();
-    write_trace(out, "trace", &traced.rows)?;
-    let mut process = final_metrics(&system, domains)?;
-    process.probe = traced.rows.last().map(|r| ProbeEnd {
-        target_accuracy: r.target_accuracy,
-        source_accuracy: r.source_accuracy,
-        functionals: r.probe,
-    });
-    let budget = work.optimizer_steps.max(1);
-    process.optimizer_steps = Some(work.optimizer_steps);
-    let n = cfg.process.steps;
-    let shared = BaselineBudget {
-        optimizer_steps: budget,
-        average_last: match cfg.process.equilibrium_rule() {
+    let mut finished = vec![(Method::IsoClassification, ours.finished.clone())];
+    for &method in &setup.cfg.baselines.methods {
+        let run =
+            runner::<B>(method).ok_or_else(|| invalid(format!("{method} is not a baseline")))?;
+        finished.push((method, run_method(device, &context, method, run)?));
+    }
+    let files = transfer_charts::<B>(device, &setup, &ours.traced, &finished)?;
+    let summary = summarise::<B>(device, &setup, &ours, finished, total)?;
+    let summary_path = setup.out.join("summary.json");
+    write_json(&summary_path, &summary)?;
+    setup.resume.finish()?;
+    Ok(Outcome {
+        summary,
+        files: std::iter::once(summary_path).chain(files).collect(),
+    })
+}
+
+/// What every baseline shares with our path: its Adam steps, its tail average, C0.
+fn budget_of(setup: &Setup, ours: &Ours) -> BaselineBudget {
+    BaselineBudget {
+        optimizer_steps: ours.finished.result.optimizer_steps.unwrap_or(0).max(1),
+        average_last: match setup.cfg.process.equilibrium_rule() {
             StoppingRule::Stationary(t) => t.window,
             _ => 0,
         },
-        c0: held,
-        test: how,
-    };
-    let end = traced
-        .rows
-        .last()
-        .map_or(start, |r| Multipliers::new(r.lambda, r.gamma));
-    setup.saver.save(
-        &system,
-        "models/iso_classification.ckpt",
-        "iso-classification (ours)",
-        1.0,
-        end,
-    )?;
+        c0: HeldValues {
+            probe: ours.traced.c0,
+            test: ours.traced.c0_test,
+        },
+        test: setup.cfg.process.test_measure(),
+    }
+}
 
-    let mut baselines = Baselines::default();
-    let mut traces: Vec<(&str, Vec<TraceRow>)> =
-        vec![("iso-classification (ours)", traced.rows.clone())];
-    // Each method from the same source checkpoint; its result, trace and wall time (read
-    // back when it finished before an interruption).
-    let mut run = |name: &'static str,
-                   stem: &str,
-                   method: &mut dyn FnMut(&mut DeepSystem<B>) -> Result<Vec<TraceRow>>|
-     -> Result<MethodResult> {
-        if let Some(done) = setup.resume.load_done::<FinishedMethod>(stem)? {
-            walls.by_method.insert(stem.into(), done.wall_seconds);
-            traces.push((name, done.rows));
-            return Ok(done.result);
-        }
-        let clock = Instant::now();
-        let mut b = setup.assemble::<B>(device, true)?;
-        let rows = method(&mut b.system)?;
-        let m = rows
-            .last()
-            .map_or(start, |r| Multipliers::new(r.lambda, r.gamma));
-        setup
-            .saver
-            .save(&b.system, &format!("models/{stem}.ckpt"), name, 1.0, m)?;
-        let mut result = final_metrics(&b.system, domains)?;
-        result.max_relative_drift = Some(max_drift(&rows));
-        result.controller_max_relative_drift = Some(max_controller_drift(&rows));
-        result.optimizer_steps = Some(b.system.work().optimizer_steps);
-        write_trace(out, stem, &rows)?;
-        let wall_seconds = clock.elapsed().as_secs_f64();
-        setup.resume.save_done(
-            stem,
-            &FinishedMethod {
-                result: result.clone(),
-                rows: rows.clone(),
-                wall_seconds,
-            },
-        )?;
-        walls.by_method.insert(stem.into(), wall_seconds);
-        traces.push((name, rows));
-        Ok(result)
-    };
-    if cfg.baselines.fine_tune {
-        baselines.fine_tune = Some(run("fine-tune", "fine_tune", &mut |sys| {
-            fine_tune(sys, domains, start, n, shared, "fine-tune")
-        })?);
-    }
-    if cfg.baselines.paper_heuristic {
-        baselines.paper_heuristic = Some(run("paper heuristic", "paper_heuristic", &mut |sys| {
-            paper_heuristic(
-                sys,
-                domains,
-                start,
-                cfg.process.lambda_end,
-                n,
-                &cfg.baselines,
-                shared,
-            )
-        })?);
-    }
-    if cfg.baselines.schedule_only {
-        baselines.schedule_only = Some(run(
-            "schedule only (gamma fixed)",
-            "schedule_only",
-            &mut |sys| {
-                let mut continuation = Continuation::euler(
-                    cfg.process.steps,
-                    cfg.process.equilibration_steps,
-                    cfg.ift,
-                );
-                continuation.equilibrium = cfg.process.equilibrium_rule();
-                let traced = trace_process(
-                    sys,
-                    start,
-                    path,
-                    ConstraintKind::FixedGamma,
-                    continuation,
-                    &Observer {
-                        domains,
-                        test: how,
-                        saver: None,
-                        resume: Some((&setup.resume, "schedule_only")),
-                    },
-                    "schedule only",
-                )?;
-                let mut rows = traced.rows;
-                let spent = sys.work().optimizer_steps;
-                if spent < budget {
-                    let clock = Instant::now();
-                    let m = rows
-                        .last()
-                        .map_or(start, |r| Multipliers::new(r.lambda, r.gamma));
-                    rows.push(spend_the_rest(
-                        sys,
-                        domains,
-                        m,
-                        (budget - spent) as usize,
-                        shared,
-                        &clock,
-                    )?);
-                }
-                Ok(rows)
-            },
-        )?);
-    }
-    if cfg.baselines.fine_tune_at_end {
-        baselines.fine_tune_at_end = Some(run(
-            "fine-tune at our end point",
-            "fine_tune_at_end",
-            &mut |sys| fine_tune(sys, domains, end, n, shared, "fine-tune at end"),
-        )?);
-    }
-    let trace_refs: Vec<(&str, &[TraceRow])> =
-        traces.iter().map(|(n, r)| (*n, r.as_slice())).collect();
-    let mut files = write_trace_charts(
-        out,
-        &trace_refs,
+/// The charts of every method's trace against t and against Adam steps.
+fn transfer_charts<B: AutodiffBackend>(
+    device: &B::Device,
+    setup: &Setup,
+    traced: &Traced,
+    finished: &[(Method, FinishedMethod)],
+) -> Result<Vec<PathBuf>> {
+    let traces: Vec<(&str, &[TraceRow])> = finished
+        .iter()
+        .map(|(m, f)| (m.name(), f.rows.as_slice()))
+        .collect();
+    write_trace_charts(
+        &setup.out,
+        &traces,
         &ChartSpec {
             x_label: "t (0 = source, 1 = target)",
-            c0,
+            c0: traced.c0,
             c0_test: traced.c0_test,
             band: 0.05,
-            context: format!("{}, {}", device_name::<B>(device), domains.dir_name()),
+            context: format!("{}, {}", device_name::<B>(device), setup.domains.dir_name()),
         },
-    )?;
-    process.max_relative_drift = Some(traced.max_relative_drift);
-    process.controller_max_relative_drift = Some(traced.controller_max_relative_drift);
-    walls.total = total.elapsed().as_secs_f64();
-    let summary = TransferSummary {
+    )
+}
+
+/// The summary of a finished transfer.
+fn summarise<B: AutodiffBackend>(
+    device: &B::Device,
+    setup: &Setup,
+    ours: &Ours,
+    finished: Vec<(Method, FinishedMethod)>,
+    total: Instant,
+) -> Result<TransferSummary> {
+    let cfg = &setup.cfg;
+    let mut wall = TransferWall::default();
+    let mut baselines = BTreeMap::new();
+    for (method, done) in finished {
+        wall.by_method.insert(method, done.wall_seconds);
+        if method != Method::IsoClassification {
+            baselines.insert(method, done.result);
+        }
+    }
+    wall.total = total.elapsed().as_secs_f64();
+    let budget = budget_of(setup, ours);
+    Ok(TransferSummary {
+        format: SUMMARY_FORMAT,
         held: HeldConstraint::of(
-            &traced,
+            &ours.traced,
             cfg.process.equilibrium_rule(),
             cfg.process.test_samples,
         ),
-        process,
+        process: ours.finished.result.clone(),
         baselines,
-        start,
-        end: traced
-            .rows
-            .last()
-            .map(|r| Multipliers::new(r.lambda, r.gamma)),
+        start: ours.start,
+        end: ours.traced.rows.last().map(|_| ours.end),
         budget: Budget {
-            optimizer_steps: budget,
-            probe_gradients: work.probe_gradients,
-            note: "every baseline and ablation spends exactly the process's number of Adam steps on training data (methods that finish early train the rest at their end point), each training phase ending in the same tail average as the process's equilibrations; the process also spends probe gradients on its tangents and corrector".into(),
+            optimizer_steps: budget.optimizer_steps,
+            probe_gradients: ours.probe_gradients,
+            note: BUDGET_NOTE.into(),
         },
         seed: cfg.process.seed,
         device: device_name::<B>(device),
-        data_dir: domains.dir.clone(),
+        data_dir: setup.domains.dir.clone(),
         source_checkpoint: cfg.source_checkpoint.clone(),
-        wall_seconds: walls,
+        wall_seconds: wall,
         config: cfg.clone(),
-    };
-    let summary_path = out.join("summary.json");
-    write_json(&summary_path, &summary)?;
-    setup.resume.finish()?;
-    files.insert(0, summary_path);
-    Ok(Outcome { summary, files })
+    })
 }
+
+/// How the budget is shared, in the summary's words.
+const BUDGET_NOTE: &str = "every baseline and ablation spends exactly the process's number of Adam steps on training data (methods that finish early train the rest at their end point), each training phase ending in the same tail average as the process's equilibrations; the process also spends probe gradients on its tangents and corrector";

@@ -20,7 +20,7 @@ pub mod schedule;
 pub mod step_control;
 
 pub use bounds::{GammaBounds, TrustRegion};
-pub use config::{EulerConfig, Integrator, IntegratorKind, PredictorCorrectorConfig};
+pub use config::{IntegratorKind, PredictorCorrectorConfig};
 pub use constraint::{
     Constraint, ConstraintKind, FixedGamma, IsoClassification, IsoDistortion, IsoRate,
 };

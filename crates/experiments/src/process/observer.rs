@@ -1,0 +1,152 @@
+//! A traced path: a `fep-thermo` [`Process`] run step by step on a deep system, every
+//! accepted point measured on the test splits apart from the controller, saved for
+//! `--resume` and (with `--save-steps`) as a model. Both process experiments and the
+//! schedule-only ablation run their paths through [`trace_path`].
+
+use burn::tensor::backend::AutodiffBackend;
+use fep_models::system::DeepSystem;
+use fep_thermo::{ConstraintKind, Multipliers, Process, ProcessPath, StepRecord};
+
+use super::measure::{accuracies, measure_on_test};
+use super::resume::PathProgress;
+use super::rows::{TestRow, TraceRow, Traced, max_drift};
+use super::setup::Setup;
+use crate::error::{Result, ResultExt};
+use crate::progress::bar;
+
+/// One path of a process experiment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PathRun<'a> {
+    /// Name in progress lines, errors and saved models.
+    pub label: &'a str,
+    /// Name of its state in the resume folder.
+    pub resume_key: &'a str,
+    /// lambda(s) and t(s).
+    pub path: ProcessPath,
+    /// What is held along it (the continuation follows from it: a corrector for a held
+    /// functional, the paper's Euler scheme with gamma fixed).
+    pub constraint: ConstraintKind,
+    /// Save the model after every step (`--save-steps`; the processes, not the ablations).
+    pub saves_steps: bool,
+}
+
+/// Runs `run` on `system` from `start` (or from its last saved step with `--resume`) and
+/// measures every accepted point on the test splits.
+pub(crate) fn trace_path<B: AutodiffBackend>(
+    setup: &Setup,
+    system: &mut DeepSystem<B>,
+    start: Multipliers,
+    run: PathRun,
+) -> Result<Traced> {
+    let label = run.label;
+    let continuation = setup
+        .cfg
+        .process
+        .continuation(run.constraint, &setup.cfg.ift);
+    let restored = setup.resume.load_step(run.resume_key, system)?;
+    let (mut process, mut rows, mut c0_test) = match restored {
+        Some(p) => {
+            eprintln!(
+                "{label}: resumed after step {} of the interrupted run (s = {:.3})",
+                p.rows.len().saturating_sub(1),
+                p.snapshot.s
+            );
+            let process =
+                Process::resume(system, run.path, run.constraint, continuation, p.snapshot)
+                    .context_with(|| format!("resuming the {label} process"))?;
+            (process, p.rows, p.c0_test)
+        }
+        None => {
+            let process = Process::new(system, start, run.path, run.constraint, continuation)
+                .context_with(|| format!("{label} process"))?;
+            (process, Vec::new(), None)
+        }
+    };
+    let progress = bar(1000, label);
+    while let Some(record) = process.next() {
+        let r = record.context_with(|| format!("{label} process"))?;
+        let test = measure_on_test(
+            process.system(),
+            &setup.domains,
+            r.t,
+            setup.cfg.process.test_measure(),
+            c0_test,
+        )
+        .context_with(|| "measuring a process step on the test splits".into())?;
+        c0_test.get_or_insert(test.classification);
+        progress.set_position((r.s * 1000.0).round() as u64);
+        progress.suspend(|| eprintln!("{label}: {}", step_line(&r, &test)));
+        let mut row = trace_row(&r, test, &run, process.system());
+        if run.saves_steps && setup.saver.every_step {
+            let name = format!("steps/step-{:03}.ckpt", rows.len());
+            let m = Multipliers::new(r.lambda, r.gamma);
+            setup.saver.save(process.system(), &name, label, r.t, m)?;
+            row.checkpoint = Some(name);
+        }
+        rows.push(row);
+        let state = PathProgress {
+            snapshot: process.snapshot(),
+            system: process.system().state(),
+            rows: rows.clone(),
+            c0_test,
+        };
+        setup
+            .resume
+            .save_step(run.resume_key, process.system(), &state)?;
+    }
+    progress.finish_and_clear();
+    let result = process.finish();
+    Ok(Traced {
+        c0_test: c0_test.unwrap_or(f64::NAN),
+        max_relative_drift: max_drift(&rows),
+        rows,
+        c0: result.target,
+        controller_max_relative_drift: result.max_relative_drift,
+    })
+}
+
+/// The row of an accepted point: the controller's record beside the test measurement.
+fn trace_row<B: AutodiffBackend>(
+    r: &StepRecord,
+    test: TestRow,
+    run: &PathRun,
+    system: &DeepSystem<B>,
+) -> TraceRow {
+    let (source_accuracy, target_accuracy) = accuracies(&test);
+    TraceRow {
+        t: if run.path.moves_data() { r.t } else { r.s },
+        lambda: r.lambda,
+        gamma: r.gamma,
+        probe: r.functionals,
+        controller_relative_drift: r.relative_drift,
+        source_accuracy,
+        target_accuracy,
+        test,
+        corrector_iterations: r.corrector_iterations,
+        converged: r.converged,
+        equilibrium: r.equilibrium,
+        optimizer_steps: system.work().optimizer_steps,
+        checkpoint: None,
+        wall_seconds: r.wall_seconds,
+    }
+}
+
+/// A step in one progress line.
+fn step_line(r: &StepRecord, test: &TestRow) -> String {
+    let f = r.functionals;
+    let (sa, ta) = accuracies(test);
+    format!(
+        "s {:.3}  t {:.3}  lambda {:.3}  gamma {:.3}  R {:.3}  D {:.3}  C {:.4} (probe drift {:+.2}%, test drift {:+.2}%)  acc source {:.2}% target {:.2}%",
+        r.s,
+        r.t,
+        r.lambda,
+        r.gamma,
+        f.rate,
+        f.distortion,
+        f.classification,
+        100.0 * r.relative_drift,
+        100.0 * test.relative_drift,
+        100.0 * sa,
+        100.0 * ta
+    )
+}

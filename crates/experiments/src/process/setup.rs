@@ -1,0 +1,114 @@
+//! A process experiment made ready to run: its config read and checked, its data loaded,
+//! its result directory prepared (with the resolved config and the resume state), and
+//! fresh systems at the source checkpoint on demand.
+
+use std::path::PathBuf;
+
+use burn::tensor::backend::AutodiffBackend;
+use fep_data::Domains;
+use fep_models::assemble::{Assembled, system_from_checkpoint};
+use fep_thermo::Multipliers;
+
+use super::config::{
+    ISO_CLASSIFICATION_CONFIG, ISO_CLASSIFICATION_OUT, ProcessConfig, ProcessOptions,
+    TRANSFER_CONFIG, TRANSFER_OUT,
+};
+use super::resume::ResumeStore;
+use super::saver::ModelSaver;
+use crate::error::{Result, invalid};
+use crate::io::{prepare_out_dir, write_toml};
+
+/// A loaded experiment: its config, result directory and data.
+pub(crate) struct Setup {
+    pub cfg: ProcessConfig,
+    pub out: PathBuf,
+    pub domains: Domains,
+    pub saver: ModelSaver,
+    pub resume: ResumeStore,
+}
+
+impl Setup {
+    /// (lambda, gamma) of the source checkpoint, where every path starts.
+    pub fn source_multipliers(&self) -> Result<Multipliers> {
+        let header = fep_models::checkpoint::read_header(&self.cfg.source_checkpoint)?;
+        Ok(Multipliers::new(header.train.lambda, header.train.gamma))
+    }
+
+    /// A fresh system at the source checkpoint's equilibrium, on the source (and, with
+    /// `with_target`, the target) domain.
+    pub fn assemble<B: AutodiffBackend>(
+        &self,
+        device: &B::Device,
+        with_target: bool,
+    ) -> Result<Assembled<B>> {
+        let target = if with_target {
+            Some(self.domains.require_target()?)
+        } else {
+            None
+        };
+        Ok(system_from_checkpoint::<B>(
+            &self.cfg.source_checkpoint,
+            device,
+            &self.domains.source,
+            target,
+            &self.cfg.process.system_spec(&self.cfg.data),
+        )?)
+    }
+}
+
+/// What an experiment falls back on and needs.
+pub(crate) struct Defaults {
+    /// The config file where none is given.
+    pub config: &'static str,
+    /// The result directory where none is given.
+    pub out: &'static str,
+    /// Whether `[data] target_classes` is required.
+    pub needs_target: bool,
+}
+
+/// The iso-classification experiment's defaults.
+pub(crate) const ISO_CLASSIFICATION: Defaults = Defaults {
+    config: ISO_CLASSIFICATION_CONFIG,
+    out: ISO_CLASSIFICATION_OUT,
+    needs_target: false,
+};
+
+/// The transfer experiment's defaults.
+pub(crate) const TRANSFER: Defaults = Defaults {
+    config: TRANSFER_CONFIG,
+    out: TRANSFER_OUT,
+    needs_target: true,
+};
+
+/// Loads the config and the data and prepares a fresh result directory holding the
+/// resolved config.
+pub(crate) fn setup(options: &ProcessOptions, defaults: &Defaults) -> Result<Setup> {
+    let cfg = options.load_config(defaults.config)?;
+    if defaults.needs_target && cfg.data.target_classes.is_none() {
+        return Err(invalid(
+            "the transfer needs [data] target_classes (for example [5, 6, 7, 8, 9])",
+        ));
+    }
+    let out = options
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(defaults.out));
+    let domains = Domains::load(&cfg.data, options.data_dir.as_deref())?;
+    if !options.resume {
+        prepare_out_dir(&out, options.force)?;
+    }
+    let resume = ResumeStore::open(&out, &cfg, options.resume)?;
+    write_toml(&out.join("config.toml"), &cfg)?;
+    let saver = ModelSaver {
+        out: out.clone(),
+        data: cfg.data.clone(),
+        every_step: options.save_steps,
+    };
+    Ok(Setup {
+        cfg,
+        out,
+        domains,
+        saver,
+        resume,
+    })
+}
