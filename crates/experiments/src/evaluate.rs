@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use fep_data::{BinarizationKind, DataConfig, DatasetKind, Domains};
+use fep_models::export::{HostTensor, TensorFile, write_file};
+use fep_models::measure::{MeasuredBatch, measure_with};
 use fep_models::{Measurement, checkpoint, measure};
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +71,11 @@ pub struct EvaluateOptions {
     pub seed: u64,
     /// Binarisation of the inputs.
     pub binarization: BinarizationKind,
+    /// Only the first `limit` examples of the split (all where `None`).
+    pub limit: Option<usize>,
+    /// Write the examples' indices, labels, the images fed to the model, the noise drawn and
+    /// fep's per-example values to this safetensors file (see `write_inputs`).
+    pub dump_inputs: Option<PathBuf>,
 }
 
 /// The result of `evaluate`.
@@ -104,6 +111,125 @@ fn recorded_multipliers(extra: &serde_json::Value) -> Option<[f64; 2]> {
     ])
 }
 
+/// Everything an evaluation fed its model, gathered draw by draw.
+struct Inputs {
+    /// Examples (N).
+    n: usize,
+    /// Values per image (C * H * W).
+    image_len: usize,
+    /// `[C, H, W]`.
+    shape: [usize; 3],
+    /// Latent dimension (L).
+    latent: usize,
+    /// `[N]` class labels.
+    labels: Vec<i64>,
+    /// `[K, N, C, H, W]` images as fed (binarised for draw k).
+    images: Vec<f32>,
+    /// `[K, N, L]` standard normal noise.
+    eps: Vec<f32>,
+    /// `[K, N]` R, D, C and 0/1 correctness per example and draw.
+    values: [Vec<f32>; 4],
+}
+
+impl Inputs {
+    fn new(dataset: &fep_data::ImageDataset, samples: usize, latent: usize) -> Self {
+        let (n, image_len) = (dataset.len(), dataset.image_len());
+        Self {
+            n,
+            image_len,
+            shape: dataset.shape(),
+            latent,
+            labels: vec![0; n],
+            images: vec![0.0; samples * n * image_len],
+            eps: vec![0.0; samples * n * latent],
+            values: std::array::from_fn(|_| vec![0.0; samples * n]),
+        }
+    }
+
+    /// Places one batch of one draw (example `i` of the dataset at row `i`).
+    fn record<B: burn::tensor::backend::Backend>(
+        &mut self,
+        b: MeasuredBatch<'_, B>,
+    ) -> fep_models::Result<()> {
+        let host = |t: burn::tensor::TensorData| {
+            t.convert::<f32>().into_vec::<f32>().map_err(|e| {
+                fep_models::ModelError::Measurement(format!("reading inputs back: {e:?}"))
+            })
+        };
+        let images = host(b.images.clone().into_data())?;
+        let eps = host(b.noise.clone().into_data())?;
+        let labels = host(b.labels.clone().float().into_data())?;
+        let (k, m, l) = (b.draw, self.image_len, self.latent);
+        for (row, &i) in b.indices.iter().enumerate() {
+            let at = k * self.n + i;
+            self.images[at * m..(at + 1) * m].copy_from_slice(&images[row * m..(row + 1) * m]);
+            self.eps[at * l..(at + 1) * l].copy_from_slice(&eps[row * l..(row + 1) * l]);
+            self.labels[i] = labels[row] as i64;
+            for q in 0..3 {
+                self.values[q][at] = b.values[row][q] as f32;
+            }
+            self.values[3][at] = b.correct[row] as f32;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the inputs of an evaluation as safetensors: `indices` and `labels` `[N]` (I64;
+/// the index of each example in the evaluated split of the evaluated classes), `images`
+/// `[K, N, C, H, W]` (F32, exactly as fed: draw k binarises with epoch k), `eps`
+/// `[K, N, L]` (F32: the latent sample of example i in draw k is
+/// `mean + exp(log_var / 2) * eps[k, i]`), and fep's per-example `rate`, `distortion`,
+/// `classification` and `correct` `[K, N]`; the metadata hold the settings and the
+/// measurement (`measurement`, JSON).
+fn write_inputs(
+    path: &Path,
+    inputs: Inputs,
+    measurement: &Measurement,
+    options: &EvaluateOptions,
+    classes: &[u8],
+    eval_batch_size: usize,
+) -> Result<()> {
+    let (k, n) = (options.samples, inputs.n);
+    let mut file = TensorFile::default();
+    let mut put = |name: &str, t: HostTensor| {
+        file.tensors.insert(name.to_string(), t);
+    };
+    put("indices", HostTensor::i64(vec![n], (0..n as i64).collect()));
+    put("labels", HostTensor::i64(vec![n], inputs.labels));
+    let mut image_shape = vec![k, n];
+    image_shape.extend(inputs.shape);
+    put("images", HostTensor::f32(image_shape, inputs.images));
+    put(
+        "eps",
+        HostTensor::f32(vec![k, n, inputs.latent], inputs.eps),
+    );
+    let [r, d, c, correct] = inputs.values;
+    for (name, v) in [
+        ("rate", r),
+        ("distortion", d),
+        ("classification", c),
+        ("correct", correct),
+    ] {
+        put(name, HostTensor::f32(vec![k, n], v));
+    }
+    let json = |v: serde_json::Value| v.to_string();
+    let meta = &mut file.metadata;
+    meta.insert("format".into(), "fep-evaluate-inputs-1".into());
+    meta.insert(
+        "checkpoint".into(),
+        options.checkpoint.display().to_string(),
+    );
+    meta.insert("split".into(), options.split.to_string());
+    meta.insert("classes".into(), json(serde_json::json!(classes)));
+    meta.insert("samples".into(), k.to_string());
+    meta.insert("seed".into(), options.seed.to_string());
+    meta.insert("eval_batch_size".into(), eval_batch_size.to_string());
+    meta.insert("binarization".into(), format!("{:?}", options.binarization));
+    meta.insert("measurement".into(), json(serde_json::json!(measurement)));
+    write_file(&file, path).map_err(fep_models::ModelError::from)?;
+    Ok(())
+}
+
 /// Evaluates the model of a checkpoint on backend B.
 pub fn evaluate<B: AutodiffBackend>(
     device: &B::Device,
@@ -137,15 +263,47 @@ pub fn evaluate<B: AutodiffBackend>(
         EvalSplit::Train => d.train.as_ref(),
         EvalSplit::Validation => &d.validation,
     };
-    let measurement = measure(
-        &model.valid(),
-        dataset,
-        options.binarization.with_seed(options.seed),
-        options.samples,
-        header.train.eval_batch_size,
-        options.seed,
-        device,
-    )?;
+    let limited;
+    let dataset = match options.limit {
+        Some(n) => {
+            limited = dataset.take(n);
+            &limited
+        }
+        None => dataset,
+    };
+    let binarization = options.binarization.with_seed(options.seed);
+    let batch_size = header.train.eval_batch_size;
+    let model = model.valid();
+    let measurement = match &options.dump_inputs {
+        None => measure(
+            &model,
+            dataset,
+            binarization,
+            options.samples,
+            batch_size,
+            options.seed,
+            device,
+        )?,
+        Some(out) => {
+            let mut inputs = Inputs::new(dataset, options.samples, model.config().latent_dim);
+            let measurement = measure_with(
+                &model,
+                dataset,
+                binarization,
+                options.samples,
+                batch_size,
+                options.seed,
+                device,
+                &mut |b| inputs.record(b),
+            )?;
+            write_inputs(out, inputs, &measurement, options, &classes, batch_size)?;
+            eprintln!(
+                "wrote the inputs and noise of the evaluation to {}",
+                out.display()
+            );
+            measurement
+        }
+    };
     Ok(EvaluateSummary {
         measurement,
         checkpoint: options.checkpoint.clone(),

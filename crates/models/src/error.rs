@@ -34,15 +34,22 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
-    /// A safetensors file could not be written, read or matched to the model.
+    /// A safetensors file could not be written, read or matched to the model (boxed: the
+    /// error names files, tensors and shapes, and would make every `Result` large).
     #[error(transparent)]
-    Export(#[from] crate::export::ExportError),
+    Export(Box<crate::export::ExportError>),
     /// A data error (file, batch or index).
     #[error(transparent)]
     Data(#[from] fep_data::DataError),
     /// An error of the thermodynamics layer.
     #[error(transparent)]
     Thermo(#[from] fep_thermo::ThermoError),
+}
+
+impl From<crate::export::ExportError> for ModelError {
+    fn from(e: crate::export::ExportError) -> Self {
+        ModelError::Export(Box::new(e))
+    }
 }
 
 /// Result with [`ModelError`].

@@ -12,8 +12,8 @@
 //!   the K draws: the covariance of `m` as an estimate of the functionals *of this dataset*
 //!   (only the noise redrawn), which is what compares two models on the same data.
 
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
 use fep_data::{Binarization, ImageDataset};
 use fep_thermo::Functionals;
 use serde::{Deserialize, Serialize};
@@ -108,6 +108,24 @@ fn host(t: Tensor<impl Backend, 1>) -> Result<Vec<f64>> {
         .map_err(|e| ModelError::Measurement(format!("reading functionals back: {e:?}")))
 }
 
+/// One draw of one batch as [`measure_with`] measured it.
+pub struct MeasuredBatch<'a, B: Backend> {
+    /// The draw (0-based, of `samples`).
+    pub draw: usize,
+    /// Indices in the dataset of the batch's examples.
+    pub indices: &'a [usize],
+    /// The images fed to the model, `[n, C, H, W]` (binarised for this draw).
+    pub images: &'a Tensor<B, 4>,
+    /// The labels `[n]`.
+    pub labels: &'a Tensor<B, 1, Int>,
+    /// The standard normal noise of the latent sample, `[1, n, L]`.
+    pub noise: &'a Tensor<B, 3>,
+    /// Per example: R, D, C (nats) under this draw.
+    pub values: &'a [[f64; 3]],
+    /// Per example: 1 where the classifier at the posterior mean predicts the label, else 0.
+    pub correct: &'a [f64],
+}
+
 /// Measures a model on every example of `dataset` with `samples` independent draws per
 /// example (draw k: noise keyed by `(seed, k)`, binarisation of epoch k), in batches.
 pub fn measure<B: Backend>(
@@ -118,6 +136,32 @@ pub fn measure<B: Backend>(
     batch_size: usize,
     seed: u64,
     device: &B::Device,
+) -> Result<Measurement> {
+    let mut ignore = |_: MeasuredBatch<'_, B>| Ok(());
+    measure_with(
+        model,
+        dataset,
+        binarization,
+        samples,
+        batch_size,
+        seed,
+        device,
+        &mut ignore,
+    )
+}
+
+/// [`measure`], showing `observe` every batch of every draw: its inputs, its noise and the
+/// per-example values (to record exactly what was measured).
+#[allow(clippy::too_many_arguments)]
+pub fn measure_with<B: Backend>(
+    model: &FepModel<B>,
+    dataset: &ImageDataset,
+    binarization: Binarization,
+    samples: usize,
+    batch_size: usize,
+    seed: u64,
+    device: &B::Device,
+    observe: &mut dyn FnMut(MeasuredBatch<'_, B>) -> Result<()>,
 ) -> Result<Measurement> {
     if samples == 0 {
         return Err(ModelError::Measurement(
@@ -145,47 +189,65 @@ pub fn measure<B: Backend>(
                 latent,
                 device,
             );
-            let f = model.functionals(batch.images, batch.labels, noise);
+            let f = model.functionals(batch.images.clone(), batch.labels.clone(), noise.clone());
             let (r, d, c) = (host(f.rate)?, host(f.distortion)?, host(f.classification)?);
-            moments.correct += host(f.correct.float())?.iter().sum::<f64>() / samples as f64;
-            draws.push((0..r.len()).map(|i| [r[i], d[i], c[i]]).collect::<Vec<_>>());
+            let correct = host(f.correct.float())?;
+            moments.correct += correct.iter().sum::<f64>() / samples as f64;
+            let values: Vec<[f64; 3]> = (0..r.len()).map(|i| [r[i], d[i], c[i]]).collect();
+            observe(MeasuredBatch {
+                draw: k,
+                indices: chunk,
+                images: &batch.images,
+                labels: &batch.labels,
+                noise: &noise,
+                values: &values,
+                correct: &correct,
+            })?;
+            draws.push(values);
         }
         moments.add(&draws);
     }
-    let n = moments.n as f64;
-    let mean = moments.sum.map(|s| s / n);
-    let mut covariance = [[0.0; 3]; 3];
-    let mut noise_covariance = [[0.0; 3]; 3];
-    for u in 0..3 {
-        for v in 0..3 {
-            let spread = (moments.outer[u][v] - n * mean[u] * mean[v]) / (n - 1.0).max(1.0);
-            covariance[u][v] = spread / n;
-            noise_covariance[u][v] = if samples > 1 {
-                moments.within[u][v] / (samples as f64 * n * n)
-            } else {
-                // One draw cannot separate noise from data: the bound with both.
-                spread / n
-            };
+    Ok(moments.finish(samples, seed))
+}
+
+impl Moments {
+    /// The measurement of the accumulated draws (module docs).
+    fn finish(self, samples: usize, seed: u64) -> Measurement {
+        let n = self.n as f64;
+        let mean = self.sum.map(|s| s / n);
+        let mut covariance = [[0.0; 3]; 3];
+        let mut noise_covariance = [[0.0; 3]; 3];
+        for u in 0..3 {
+            for v in 0..3 {
+                let spread = (self.outer[u][v] - n * mean[u] * mean[v]) / (n - 1.0).max(1.0);
+                covariance[u][v] = spread / n;
+                noise_covariance[u][v] = if samples > 1 {
+                    self.within[u][v] / (samples as f64 * n * n)
+                } else {
+                    // One draw cannot separate noise from data: the bound with both.
+                    spread / n
+                };
+            }
+        }
+        let functionals = Functionals {
+            rate: mean[0],
+            distortion: mean[1],
+            classification: mean[2],
+        };
+        Measurement {
+            functionals,
+            neg_elbo: mean[0] + mean[1],
+            accuracy: self.correct / n,
+            examples: self.n,
+            samples,
+            seed,
+            standard_errors: StandardErrors {
+                rate: covariance[0][0].max(0.0).sqrt(),
+                distortion: covariance[1][1].max(0.0).sqrt(),
+                classification: covariance[2][2].max(0.0).sqrt(),
+            },
+            covariance,
+            noise_covariance,
         }
     }
-    let functionals = Functionals {
-        rate: mean[0],
-        distortion: mean[1],
-        classification: mean[2],
-    };
-    Ok(Measurement {
-        functionals,
-        neg_elbo: mean[0] + mean[1],
-        accuracy: moments.correct / n,
-        examples: moments.n,
-        samples,
-        seed,
-        standard_errors: StandardErrors {
-            rate: covariance[0][0].max(0.0).sqrt(),
-            distortion: covariance[1][1].max(0.0).sqrt(),
-            classification: covariance[2][2].max(0.0).sqrt(),
-        },
-        covariance,
-        noise_covariance,
-    })
 }

@@ -485,6 +485,13 @@ pub struct EvaluateArgs {
     /// Binarisation of the inputs: dynamic (as the experiments train), static or none.
     #[arg(long, default_value = "dynamic", value_parser = parse_binarization)]
     pub binarization: fep_data::BinarizationKind,
+    /// Only the first N examples of the split.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Write the examples' indices and labels, the images fed to the model, the noise drawn
+    /// and the per-example R, D, C to this safetensors file (for benchmarks/peers/load_fep.py).
+    #[arg(long, value_name = "FILE")]
+    pub dump_inputs: Option<PathBuf>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -512,6 +519,8 @@ impl EvaluateArgs {
             samples: self.samples,
             seed: self.seed,
             binarization: self.binarization,
+            limit: self.limit,
+            dump_inputs: self.dump_inputs.clone(),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod args;
 mod backend;
 mod data_cmd;
+mod model_io_cmd;
 mod print;
 #[cfg(feature = "wgpu")]
 mod wgpu_adapters;
@@ -82,6 +83,10 @@ enum Command {
     Surface(SurfaceArgs),
     /// Any saved model on any data: R, D, C, -ELBO and accuracy with standard errors, fresh noise.
     Evaluate(EvaluateArgs),
+    /// Write a checkpoint's model as safetensors in PyTorch names and layout, with its configuration.
+    Export(model_io_cmd::ExportArgs),
+    /// Write a fep checkpoint from a safetensors model (the way back from `export`).
+    Import(model_io_cmd::ImportArgs),
     /// Mean +- sd over the seed-<s>/ results of `--seeds` runs (aggregate.json).
     Aggregate(AggregateArgs),
     /// docs/REPRODUCTION.md from the summaries under runs/ (figures copied beside it).
@@ -322,6 +327,8 @@ fn run_on<B: AutodiffBackend>(device: &B::Device, command: &Command) -> Result<(
         },
         Command::Data(cmd) => data_cmd::run(cmd)?,
         Command::Report(a) => report_command(a)?,
+        Command::Export(a) => model_io_cmd::export::<B>(device, a)?,
+        Command::Import(a) => model_io_cmd::import::<B>(device, a)?,
     }
     Ok(())
 }

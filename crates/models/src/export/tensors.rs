@@ -224,7 +224,10 @@ pub fn load_torch_tensors<B: Backend>(
         let Some(t) = tensors.remove(&n.torch) else {
             let hint = match unexpected.as_slice() {
                 [] => String::new(),
-                u => format!("; the file has `{}`, which it does not", u.join("`, `")),
+                u => format!(
+                    "; the file has `{}`, which the model has no place for",
+                    u.join("`, `")
+                ),
             };
             return Err(ExportError::Missing {
                 file: file.to_path_buf(),
