@@ -43,6 +43,7 @@ pub mod provenance;
 pub mod report;
 pub mod seed_charts;
 pub mod seeds;
+pub mod spread;
 pub mod surface;
 pub mod train_source;
 

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::io::read_jsonl;
 use crate::plot::{Chart, GUIDE_COLOR, Mark, Series, band, write_chart_files};
 use crate::process::TraceRow;
-use crate::seeds::Spread;
+use crate::spread::Spread;
 
 /// A method's traces over seeds.
 struct MethodTraces {

@@ -161,23 +161,11 @@ pub fn train_source<B: AutodiffBackend>(
 ) -> Result<Outcome<TrainSourceSummary>> {
     let config = load_config(options)?;
     let domains = Domains::load(&config.data, options.data_dir.as_deref())?;
-    let source = &domains.source;
-    let shape = source.train.shape();
-    if shape != config.model.architecture.image_shape() {
-        return Err(invalid(format!(
-            "{}: architecture {} expects images {:?} but the data in {} are {:?}",
-            options.config.display(),
-            config.model.architecture.name(),
-            config.model.architecture.image_shape(),
-            domains.dir.display(),
-            shape
-        )));
-    }
+    check_shape(&config, &domains, options)?;
     let seed = config.training.seed;
-    let binarization = config.data.binarization(seed);
     let out = &options.out;
     let ckpt_path = out.join(CHECKPOINT);
-    let (mut trainer, mut rows, mut wall_before) = if options.resume {
+    let (mut trainer, mut rows, wall_before) = if options.resume {
         resume::<B>(&ckpt_path, &config, options, device)?
     } else {
         prepare_out_dir(out, options.force)?;
@@ -189,11 +177,101 @@ pub fn train_source<B: AutodiffBackend>(
         )
     };
     write_toml(&out.join("config.toml"), &config)?;
+    let run = Run {
+        config: &config,
+        domains: &domains,
+        out,
+        checkpoint: &ckpt_path,
+        wall_before,
+    };
+    let wall = train_epochs(&run, &mut trainer, &mut rows, device)?;
+    let Some(last) = rows.last().cloned() else {
+        return Err(invalid(format!(
+            "no epoch was trained (epochs = {})",
+            config.training.epochs
+        )));
+    };
+    write_csv(&out.join("log.csv"), &rows)?;
+    let curves = write_curves(out, &rows, &config, &device_name::<B>(device))?;
+    let inner = trainer.model().valid();
+    let binarization = config.data.binarization(seed);
+    let (recon, samples) = write_model_images(
+        &inner,
+        &domains.source.test,
+        binarization,
+        seed,
+        out,
+        device,
+    )?;
+    let summary = TrainSourceSummary {
+        test: last.test,
+        train: last.train,
+        validation: last.validation,
+        lambda: config.training.lambda,
+        gamma: config.training.gamma,
+        seed,
+        device: device_name::<B>(device),
+        config: config.clone(),
+        wall_seconds: wall,
+        epochs: last.epoch,
+        steps: last.step,
+        data_dir: domains.dir.clone(),
+        checkpoint: ckpt_path.clone(),
+        units: "nats per example; D is the Bernoulli/Gaussian/logistic negative log-likelihood summed over pixels".into(),
+    };
+    let summary_path = out.join("summary.json");
+    write_json(&summary_path, &summary)?;
+    Ok(Outcome {
+        summary,
+        files: vec![summary_path, ckpt_path, recon, samples, curves],
+    })
+}
 
+/// Error unless the data's images have the shape the architecture expects.
+fn check_shape(
+    config: &TrainSourceConfig,
+    domains: &Domains,
+    options: &TrainSourceOptions,
+) -> Result<()> {
+    let shape = domains.source.train.shape();
+    let arch = config.model.architecture;
+    if shape == arch.image_shape() {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "{}: architecture {} expects images {:?} but the data in {} are {:?}",
+        options.config.display(),
+        arch.name(),
+        arch.image_shape(),
+        domains.dir.display(),
+        shape
+    )))
+}
+
+/// What the epochs of a run share.
+struct Run<'a> {
+    config: &'a TrainSourceConfig,
+    domains: &'a Domains,
+    out: &'a Path,
+    checkpoint: &'a Path,
+    /// Wall seconds of the run before this invocation (a resumed run's).
+    wall_before: f64,
+}
+
+/// Trains the remaining epochs; after each, measures train, validation and test splits,
+/// appends the row to the log and saves the checkpoint. Returns the run's wall seconds.
+fn train_epochs<B: AutodiffBackend>(
+    run: &Run,
+    trainer: &mut Trainer<B>,
+    rows: &mut Vec<EpochRow>,
+    device: &B::Device,
+) -> Result<f64> {
+    let (config, source) = (run.config, &run.domains.source);
+    let binarization = config.data.binarization(config.training.seed);
     let data = ShuffledImages {
         dataset: source.train.clone(),
         binarization,
-        seed,
+        seed: config.training.seed,
     };
     let epochs = config.training.epochs;
     let steps_per_epoch = trainer.steps_per_epoch(&data) as u64;
@@ -203,7 +281,7 @@ pub fn train_source<B: AutodiffBackend>(
         trainer.model().num_params(),
         source.train.len(),
         source.classes,
-        domains.dir.display(),
+        run.domains.dir.display(),
         config.training.lambda,
         config.training.gamma,
         epochs,
@@ -224,65 +302,38 @@ pub fn train_source<B: AutodiffBackend>(
             epoch: trainer.state.epoch,
             step: trainer.state.step,
             train_batch_loss: batch_loss,
-            train: eval(&trainer, &source.train)?,
-            validation: eval(&trainer, &source.validation)?,
-            test: eval(&trainer, &source.test)?,
+            train: eval(trainer, &source.train)?,
+            validation: eval(trainer, &source.validation)?,
+            test: eval(trainer, &source.test)?,
             learning_rate: last_lr,
-            wall_seconds: wall_before + clock.elapsed().as_secs_f64(),
+            wall_seconds: run.wall_before + clock.elapsed().as_secs_f64(),
         };
-        let f = &row.test.functionals;
-        progress.suspend(|| {
-            eprintln!(
-                "epoch {:>3}  test R {:7.3}  D {:8.3}  C {:6.4}  acc {:6.2}%  -ELBO {:8.3}",
-                row.epoch,
-                f.rate,
-                f.distortion,
-                f.classification,
-                100.0 * row.test.accuracy,
-                row.test.neg_elbo
-            )
-        });
+        progress.suspend(|| eprintln!("{}", epoch_line(&row)));
         rows.push(row);
-        write_jsonl(&out.join("log.jsonl"), &rows)?;
+        write_jsonl(&run.out.join("log.jsonl"), rows)?;
         checkpoint::save(
-            &trainer,
-            &ckpt_path,
-            json!({"wall_seconds": wall_before + clock.elapsed().as_secs_f64(),
-                   "data_dir": domains.dir, "source_classes": source.classes}),
+            trainer,
+            run.checkpoint,
+            json!({"wall_seconds": run.wall_before + clock.elapsed().as_secs_f64(),
+                   "data_dir": run.domains.dir, "source_classes": source.classes}),
         )?;
     }
     progress.finish_and_clear();
-    wall_before += clock.elapsed().as_secs_f64();
-    let Some(last) = rows.last().cloned() else {
-        return Err(invalid(format!("no epoch was trained (epochs = {epochs})")));
-    };
-    write_csv(&out.join("log.csv"), &rows)?;
-    let curves = write_curves(out, &rows, &config, &device_name::<B>(device))?;
-    let inner = trainer.model().valid();
-    let (recon, samples) =
-        write_model_images(&inner, &source.test, binarization, seed, out, device)?;
-    let summary = TrainSourceSummary {
-        test: last.test,
-        train: last.train,
-        validation: last.validation,
-        lambda: config.training.lambda,
-        gamma: config.training.gamma,
-        seed,
-        device: device_name::<B>(device),
-        config,
-        wall_seconds: wall_before,
-        epochs: last.epoch,
-        steps: last.step,
-        data_dir: domains.dir.clone(),
-        checkpoint: ckpt_path.clone(),
-        units: "nats per example; D is the Bernoulli/Gaussian/logistic negative log-likelihood summed over pixels".into(),
-    };
-    let summary_path = out.join("summary.json");
-    write_json(&summary_path, &summary)?;
-    Ok(Outcome {
-        summary,
-        files: vec![summary_path, ckpt_path, recon, samples, curves],
-    })
+    Ok(run.wall_before + clock.elapsed().as_secs_f64())
+}
+
+/// An epoch's test measurement in one progress line.
+fn epoch_line(row: &EpochRow) -> String {
+    let f = &row.test.functionals;
+    format!(
+        "epoch {:>3}  test R {:7.3}  D {:8.3}  C {:6.4}  acc {:6.2}%  -ELBO {:8.3}",
+        row.epoch,
+        f.rate,
+        f.distortion,
+        f.classification,
+        100.0 * row.test.accuracy,
+        row.test.neg_elbo
+    )
 }
 
 type Resumed<B> = (Trainer<B>, Vec<EpochRow>, f64);

@@ -1,94 +1,23 @@
-//! The command line: clap arguments of every command and their translation into the typed
-//! options of `fep-experiments`.
+//! The command line's arguments beyond the library's option structs (which derive clap's
+//! `Args` themselves, with the `cli` feature of `fep-experiments`): seeds, subcommands, the
+//! exact model's commands.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 use fep_experiments::bench::{BenchOptions, ReferenceOptions};
-use fep_experiments::demo::DemoOptions;
 use fep_experiments::process::ProcessOptions;
-use fep_experiments::report::ReportOptions;
+use fep_experiments::seeds::SeedsOptions;
 use fep_experiments::surface::SurfaceOptions;
-use fep_experiments::train_source::TrainSourceOptions;
-use fep_models::Architecture;
 use fep_thermo::IntegratorKind;
 use fep_thermo::surface::Shard;
 
-/// `fep train-source`.
-#[derive(Debug, Args)]
-pub struct TrainArgs {
-    /// TOML with [data], [model], [training].
-    #[arg(long, default_value = "experiments/train-source.toml")]
-    pub config: PathBuf,
-    /// Folder with the dataset files (overrides [data] dir; default: the bundled subset).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Result directory.
-    #[arg(long, default_value = "runs/train-source")]
-    pub out: PathBuf,
-    /// Overwrite an existing result directory.
-    #[arg(long)]
-    pub force: bool,
-    /// Continue from <out>/checkpoint.ckpt (to the configured or --epochs epochs).
-    #[arg(long)]
-    pub resume: bool,
-    /// Override the number of epochs.
-    #[arg(long)]
-    pub epochs: Option<u64>,
-    /// Override the seed.
-    #[arg(long)]
-    pub seed: Option<u64>,
-}
-
-impl TrainArgs {
-    /// The library's options.
-    pub fn options(&self) -> TrainSourceOptions {
-        TrainSourceOptions {
-            config: self.config.clone(),
-            data_dir: self.data_dir.clone(),
-            out: self.out.clone(),
-            force: self.force,
-            resume: self.resume,
-            epochs: self.epochs,
-            seed: self.seed,
-        }
-    }
-}
-
-/// Arguments of both process commands.
+/// Both process commands: the library's options, and the seeds to run them over.
 #[derive(Debug, Args)]
 pub struct ProcessArgs {
-    /// TOML with source_checkpoint, [data], [process], [ift], [baselines].
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Trained source model (overrides source_checkpoint).
-    #[arg(long)]
-    pub source: Option<PathBuf>,
-    /// Folder with the dataset files (default: the bundled subset).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Result directory.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Overwrite an existing result directory.
-    #[arg(long)]
-    pub force: bool,
-    /// Continue a killed run in --out from its last completed step (same config); with
-    /// --seeds, skip the finished seeds and continue the unfinished one.
-    #[arg(long, conflicts_with = "force")]
-    pub resume: bool,
-    /// Override the integrator (predictor-corrector or euler).
-    #[arg(long)]
-    pub integrator: Option<IntegratorKind>,
-    /// Override the number of steps of the path.
-    #[arg(long)]
-    pub steps: Option<usize>,
-    /// Skip the baselines.
-    #[arg(long)]
-    pub no_baselines: bool,
-    /// Save the path's model after every step as steps/step-<k>.ckpt (the trace records each file).
-    #[arg(long)]
-    pub save_steps: bool,
+    /// Where and how the process runs.
+    #[command(flatten)]
+    pub options: ProcessOptions,
     /// Run the whole experiment (source training and process) for N seeds, from the config's
     /// seed on, each in <out>/seed-<s>/, then aggregate them (mean +- sd) in <out>/aggregate.json.
     #[arg(long)]
@@ -98,46 +27,26 @@ pub struct ProcessArgs {
     #[arg(long)]
     pub seed_shard: Option<Shard>,
     /// With --seeds: the source training's config.
-    #[arg(long, default_value = "experiments/train-source.toml")]
+    #[arg(long, default_value = fep_experiments::train_source::DEFAULT_CONFIG)]
     pub train_config: PathBuf,
 }
 
 impl ProcessArgs {
-    /// The seeds of `--seeds`, if given: from the config's seed on.
-    pub fn seeds_options(
-        &self,
-        default_out: &str,
-        first: u64,
-    ) -> Option<fep_experiments::seeds::SeedsOptions> {
+    /// The seeds of `--seeds`, if given: from the config's seed on, in `--out` (default
+    /// `default_out`).
+    pub fn seeds_options(&self, default_out: &str, first: u64) -> Option<SeedsOptions> {
         let count = self.seeds?;
-        let mut process = self.options();
+        let mut process = self.options.clone();
         process
             .out
             .get_or_insert_with(|| PathBuf::from(default_out));
-        Some(fep_experiments::seeds::SeedsOptions {
+        Some(SeedsOptions {
             process,
             train_config: self.train_config.clone(),
             first,
             count,
             shard: self.seed_shard.unwrap_or(Shard::ALL),
         })
-    }
-
-    /// The library's options.
-    pub fn options(&self) -> ProcessOptions {
-        ProcessOptions {
-            config: self.config.clone(),
-            source: self.source.clone(),
-            data_dir: self.data_dir.clone(),
-            out: self.out.clone(),
-            force: self.force,
-            resume: self.resume,
-            integrator: self.integrator,
-            steps: self.steps,
-            no_baselines: self.no_baselines,
-            save_steps: self.save_steps,
-            seed: None,
-        }
     }
 }
 
@@ -147,30 +56,9 @@ pub struct SurfaceArgs {
     /// Run or merge.
     #[command(subcommand)]
     pub action: Option<SurfaceAction>,
-    /// TOML with source_checkpoint, [data], [grid], [sweep].
-    #[arg(long, global = true, default_value = "experiments/surface.toml")]
-    pub config: PathBuf,
-    /// Folder with the dataset files (default: the bundled subset).
-    #[arg(long, global = true)]
-    pub data_dir: Option<PathBuf>,
-    /// Result directory (shards go to <out>/shards/).
-    #[arg(long, global = true, default_value = "runs/surface")]
-    pub out: PathBuf,
-    /// Run only shard i of n (1-based), e.g. `--shard 3/8` for task 3 of a job array of 8.
-    #[arg(long)]
-    pub shard: Option<Shard>,
-}
-
-impl SurfaceArgs {
-    /// The library's options.
-    pub fn options(&self) -> SurfaceOptions {
-        SurfaceOptions {
-            config: self.config.clone(),
-            data_dir: self.data_dir.clone(),
-            out: self.out.clone(),
-            shard: self.shard.unwrap_or(Shard { index: 0, count: 1 }),
-        }
-    }
+    /// Where and which shard.
+    #[command(flatten)]
+    pub options: SurfaceOptions,
 }
 
 /// `fep surface merge`.
@@ -178,64 +66,6 @@ impl SurfaceArgs {
 pub enum SurfaceAction {
     /// Join the shards in <out>/shards/, check completeness, run the checks and plot.
     Merge,
-}
-
-/// `fep demo`.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Result directory (train-source/ and transfer/ inside).
-    #[arg(long, default_value = "runs/demo")]
-    pub out: PathBuf,
-    /// Overwrite existing results.
-    #[arg(long)]
-    pub force: bool,
-    /// Folder with the MNIST files (default: the bundled subset).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Config of the source training.
-    #[arg(long, default_value = "experiments/train-source.toml")]
-    pub train_config: PathBuf,
-    /// Config of the transfer.
-    #[arg(long, default_value = "experiments/transfer-iso-classification.toml")]
-    pub transfer_config: PathBuf,
-    /// Steps of the transfer path (the config's 25 take about three times as long).
-    #[arg(long, default_value_t = 8)]
-    pub steps: usize,
-}
-
-impl DemoArgs {
-    /// The library's options.
-    pub fn options(&self) -> DemoOptions {
-        DemoOptions {
-            out: self.out.clone(),
-            force: self.force,
-            data_dir: self.data_dir.clone(),
-            train_config: self.train_config.clone(),
-            transfer_config: self.transfer_config.clone(),
-            steps: self.steps,
-        }
-    }
-}
-
-/// `fep report`.
-#[derive(Debug, Args)]
-pub struct ReportArgs {
-    /// Folder holding train-source/, iso-classification/, transfer-iso-classification/, surface/.
-    #[arg(long, default_value = "runs")]
-    pub runs: PathBuf,
-    /// Markdown file to write (figures go to a `figures/` folder beside it).
-    #[arg(long, default_value = "docs/REPRODUCTION.md")]
-    pub out: PathBuf,
-}
-
-impl ReportArgs {
-    /// The library's options.
-    pub fn options(&self) -> ReportOptions {
-        ReportOptions {
-            runs: self.runs.clone(),
-            out: self.out.clone(),
-        }
-    }
 }
 
 /// Subcommands of `fep exact`.
@@ -343,116 +173,16 @@ pub struct BenchArgs {
     /// What to measure (default: the full suite).
     #[command(subcommand)]
     pub what: Option<BenchWhat>,
-    /// Architectures of the suite.
-    #[arg(long, value_enum, num_args = 1.., default_values_t = vec![ArchArg::MnistSmall, ArchArg::MnistPaper, ArchArg::CifarResnet])]
-    pub arch: Vec<ArchArg>,
-    /// Batch sizes of the suite.
-    #[arg(long, num_args = 1.., default_values_t = vec![64usize, 128])]
-    pub batch: Vec<usize>,
-    /// Latent samples per example; several values make several configurations (the
-    /// authors use 8).
-    #[arg(long, num_args = 1.., default_values_t = vec![1usize])]
-    pub num_z: Vec<usize>,
-    /// Untimed steps before each measurement.
-    #[arg(long, default_value_t = 1)]
-    pub warmup: usize,
-    /// Timed steps per repetition.
-    #[arg(long, default_value_t = 3)]
-    pub steps: usize,
-    /// Repetitions (median and spread are over these).
-    #[arg(long, default_value_t = 3)]
-    pub reps: usize,
-    /// Forward/backward in micro-batches of this size with accumulated gradients (0: off).
-    #[arg(long, default_value_t = 0)]
-    pub micro_batch: usize,
-    /// Result folder: bench.json goes there.
-    #[arg(long, default_value = "runs/bench")]
-    pub out: PathBuf,
-    /// Overwrite the files of a non-empty result folder.
-    #[arg(long)]
-    pub force: bool,
-}
-
-impl BenchArgs {
-    /// The library's options of the suite.
-    pub fn options(&self) -> BenchOptions {
-        BenchOptions {
-            architectures: self.arch.iter().map(|a| a.architecture()).collect(),
-            batches: self.batch.clone(),
-            num_z: self.num_z.clone(),
-            warmup: self.warmup,
-            steps: self.steps,
-            reps: self.reps,
-            micro_batch: (self.micro_batch > 0).then_some(self.micro_batch),
-            out: self.out.clone(),
-            force: self.force,
-        }
-    }
+    /// The suite.
+    #[command(flatten)]
+    pub options: BenchOptions,
 }
 
 /// `fep bench reference`.
 #[derive(Debug, Subcommand)]
 pub enum BenchWhat {
     /// The reference model of benchmarks/peers (mnist-small layers, Bernoulli, linear classifier).
-    Reference(ReferenceArgs),
-}
-
-/// Arguments of `fep bench reference`.
-#[derive(Debug, Args)]
-pub struct ReferenceArgs {
-    /// Batch size.
-    #[arg(long, default_value_t = 128)]
-    pub batch: usize,
-    /// Untimed steps first.
-    #[arg(long, default_value_t = 5)]
-    pub warmup: usize,
-    /// Timed steps per repetition.
-    #[arg(long, default_value_t = 20)]
-    pub steps: usize,
-    /// Repetitions.
-    #[arg(long, default_value_t = 5)]
-    pub reps: usize,
-    /// Output JSON.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Forward/backward in micro-batches of this size with accumulated gradients (0: off).
-    #[arg(long, default_value_t = 0)]
-    pub micro_batch: usize,
-}
-
-impl ReferenceArgs {
-    /// The library's options.
-    pub fn options(&self) -> ReferenceOptions {
-        ReferenceOptions {
-            batch: self.batch,
-            warmup: self.warmup,
-            steps: self.steps,
-            reps: self.reps,
-            json: self.json.clone(),
-            micro_batch: (self.micro_batch > 0).then_some(self.micro_batch),
-        }
-    }
-}
-
-/// Architecture on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ArchArg {
-    /// mnist-small.
-    MnistSmall,
-    /// mnist-paper.
-    MnistPaper,
-    /// cifar-resnet.
-    CifarResnet,
-}
-
-impl ArchArg {
-    fn architecture(self) -> Architecture {
-        match self {
-            ArchArg::MnistSmall => Architecture::MnistSmall,
-            ArchArg::MnistPaper => Architecture::MnistPaper,
-            ArchArg::CifarResnet => Architecture::CifarResnet,
-        }
-    }
+    Reference(ReferenceOptions),
 }
 
 /// `fep evaluate`.

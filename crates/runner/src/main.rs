@@ -4,6 +4,7 @@
 mod args;
 mod backend;
 mod data_cmd;
+mod device;
 mod model_io_cmd;
 mod print;
 #[cfg(feature = "wgpu")]
@@ -20,10 +21,13 @@ use fep_experiments::{bench, demo, exact, process, report, surface, train_source
 use fep_thermo::Multipliers;
 
 use args::{
-    AggregateArgs, AggregateKind, BenchArgs, BenchWhat, DemoArgs, EvaluateArgs, ExactCommand,
-    ProcessArgs, ReportArgs, SurfaceAction, SurfaceArgs, TrainArgs,
+    AggregateArgs, AggregateKind, BenchArgs, BenchWhat, EvaluateArgs, ExactCommand, ProcessArgs,
+    SurfaceAction, SurfaceArgs,
 };
-use backend::BackendChoice;
+use device::BackendChoice;
+use fep_experiments::demo::DemoOptions;
+use fep_experiments::report::ReportOptions;
+use fep_experiments::train_source::TrainSourceOptions;
 
 /// mimalloc as the process allocator: the CPU backend allocates and frees large zeroed
 /// temporaries in every op, which glibc's malloc hands back to the kernel (see
@@ -56,7 +60,7 @@ struct Cli {
     /// Device: `default` (the best the backend finds), an index N, or for wgpu
     /// `discrete:N`, `integrated:N`, `virtual:N`, `cpu`.
     #[arg(long, global = true, default_value = "default")]
-    device: backend::DeviceSpec,
+    device: device::DeviceSpec,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,9 +76,9 @@ enum Command {
     #[command(subcommand)]
     Exact(ExactCommand),
     /// The mission end to end on the bundled data: train-source, then the transfer with C held and its baselines.
-    Demo(DemoArgs),
+    Demo(DemoOptions),
     /// Train a source model to equilibrium at (lambda, gamma), with checkpoints and a summary.
-    TrainSource(TrainArgs),
+    TrainSource(TrainSourceOptions),
     /// Iso-classification on a deep model: lambda moves with C held, beside the naive fixed-gamma path.
     IsoClassification(ProcessArgs),
     /// Transfer source -> target with C held constant, beside fine-tuning and the paper's heuristic.
@@ -90,7 +94,7 @@ enum Command {
     /// Mean +- sd over the seed-<s>/ results of `--seeds` runs (aggregate.json).
     Aggregate(AggregateArgs),
     /// docs/REPRODUCTION.md from the summaries under runs/ (figures copied beside it).
-    Report(ReportArgs),
+    Report(ReportOptions),
     /// Throughput of training, evaluation, Hessian-vector products and data loading; `bench reference` for the peer comparison.
     Bench(BenchArgs),
 }
@@ -187,20 +191,20 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     Ok(())
 }
 
-fn report_command(a: &ReportArgs) -> Result<()> {
-    let path = report::report(&a.options()).context("writing the report")?;
+fn report_command(options: &ReportOptions) -> Result<()> {
+    let path = report::report(options).context("writing the report")?;
     println!("wrote {} (figures beside it)", path.display());
     Ok(())
 }
 
 fn surface_command<B: AutodiffBackend>(device: &B::Device, a: &SurfaceArgs) -> Result<()> {
-    let cfg = surface::SurfaceConfig::load(&a.config)?;
-    let options = a.options();
+    let options = &a.options;
+    let cfg = surface::SurfaceConfig::load(&options.config)?;
     let device_name = fep_experiments::provenance::device_name::<B>(device);
     if let Some(SurfaceAction::Merge) = a.action {
         return merged(&cfg, &options.out, device_name);
     }
-    let file = surface::run_shard::<B>(device, &cfg, &options)?;
+    let file = surface::run_shard::<B>(device, &cfg, options)?;
     println!("wrote {file}", file = file.display());
     if options.shard.count == 1 {
         merged(&cfg, &options.out, device_name)
@@ -209,8 +213,8 @@ fn surface_command<B: AutodiffBackend>(device: &B::Device, a: &SurfaceArgs) -> R
             "shard {}/{} done; when all shards are, run `fep surface merge --config {} --out {}`",
             options.shard.index + 1,
             options.shard.count,
-            a.config.display(),
-            a.out.display()
+            options.config.display(),
+            options.out.display()
         );
         Ok(())
     }
@@ -232,8 +236,72 @@ fn seeds_of(
     if a.seeds.is_none() {
         return Ok(None);
     }
-    let first = a.options().load_config(default_config)?.process.seed;
+    let first = a.options.load_config(default_config)?.process.seed;
     Ok(a.seeds_options(default_out, first))
+}
+
+/// `fep demo`: the source model, then the transfer with its baselines, printed.
+fn demo_command<B: AutodiffBackend>(device: &B::Device, options: &DemoOptions) -> Result<()> {
+    let clock = std::time::Instant::now();
+    println!(
+        "== 1/2 train the source model (digits 0-4) -> {}",
+        options.out.join("train-source").display()
+    );
+    let (_, transfer) = demo::demo::<B>(device, options, |source| {
+        print::train_source(&source.summary);
+        print::files(&source.files);
+        println!(
+            "\n== 2/2 transfer to digits 5-9 with C held, beside the baselines -> {}",
+            options.out.join("transfer").display()
+        );
+    })?;
+    print::transfer(&transfer.summary);
+    println!();
+    print::files(&transfer.files);
+    println!(
+        "\ndemo finished in {:.1} min",
+        clock.elapsed().as_secs_f64() / 60.0
+    );
+    Ok(())
+}
+
+/// Either process experiment: once, or over `--seeds` with the aggregate printed.
+fn process_command<B: AutodiffBackend>(
+    device: &B::Device,
+    a: &ProcessArgs,
+    experiment: SeededExperiment,
+) -> Result<()> {
+    let (out, config) = match experiment {
+        SeededExperiment::IsoClassification => (
+            process::ISO_CLASSIFICATION_OUT,
+            process::ISO_CLASSIFICATION_CONFIG,
+        ),
+        SeededExperiment::Transfer => (process::TRANSFER_OUT, process::TRANSFER_CONFIG),
+    };
+    if let Some(seeds) = seeds_of(a, out, config)? {
+        let file = run_seeds::<B>(device, experiment, &seeds)?;
+        match experiment {
+            SeededExperiment::IsoClassification => print::iso_aggregate(&read_json(&file)?),
+            SeededExperiment::Transfer => print::transfer_aggregate(&read_json(&file)?),
+        }
+        print::files(&[file]);
+        return Ok(());
+    }
+    let files = match experiment {
+        SeededExperiment::IsoClassification => {
+            let outcome = process::iso_classification::<B>(device, &a.options)?;
+            print::iso_classification(&outcome.summary);
+            outcome.files
+        }
+        SeededExperiment::Transfer => {
+            let outcome = process::transfer::<B>(device, &a.options)?;
+            print::transfer(&outcome.summary);
+            outcome.files
+        }
+    };
+    println!();
+    print::files(&files);
+    Ok(())
 }
 
 /// Every command that computes, on backend B.
@@ -241,65 +309,17 @@ fn run_on<B: AutodiffBackend>(device: &B::Device, command: &Command) -> Result<(
     match command {
         Command::Info => info::<B>(device),
         Command::Exact(cmd) => exact_command::<B>(device, cmd)?,
-        Command::Demo(a) => {
-            let clock = std::time::Instant::now();
-            let options = a.options();
-            println!(
-                "== 1/2 train the source model (digits 0-4) -> {}",
-                options.out.join("train-source").display()
-            );
-            let (_, transfer) = demo::demo::<B>(device, &options, |source| {
-                print::train_source(&source.summary);
-                print::files(&source.files);
-                println!(
-                    "\n== 2/2 transfer to digits 5-9 with C held, beside the baselines -> {}",
-                    options.out.join("transfer").display()
-                );
-            })?;
-            print::transfer(&transfer.summary);
-            println!();
-            print::files(&transfer.files);
-            println!(
-                "\ndemo finished in {:.1} min",
-                clock.elapsed().as_secs_f64() / 60.0
-            );
-        }
-        Command::TrainSource(a) => {
-            let outcome = train_source::train_source::<B>(device, &a.options())?;
+        Command::Demo(options) => demo_command::<B>(device, options)?,
+        Command::TrainSource(options) => {
+            let outcome = train_source::train_source::<B>(device, options)?;
             print::train_source(&outcome.summary);
             print::files(&outcome.files);
         }
         Command::IsoClassification(a) => {
-            if let Some(seeds) = seeds_of(
-                a,
-                "runs/iso-classification",
-                "experiments/iso-classification.toml",
-            )? {
-                let file = run_seeds::<B>(device, SeededExperiment::IsoClassification, &seeds)?;
-                print::iso_aggregate(&read_json(&file)?);
-                print::files(&[file]);
-            } else {
-                let outcome = process::iso_classification::<B>(device, &a.options())?;
-                print::iso_classification(&outcome.summary);
-                println!();
-                print::files(&outcome.files);
-            }
+            process_command::<B>(device, a, SeededExperiment::IsoClassification)?
         }
         Command::TransferIsoClassification(a) => {
-            if let Some(seeds) = seeds_of(
-                a,
-                "runs/transfer-iso-classification",
-                "experiments/transfer-iso-classification.toml",
-            )? {
-                let file = run_seeds::<B>(device, SeededExperiment::Transfer, &seeds)?;
-                print::transfer_aggregate(&read_json(&file)?);
-                print::files(&[file]);
-            } else {
-                let outcome = process::transfer::<B>(device, &a.options())?;
-                print::transfer(&outcome.summary);
-                println!();
-                print::files(&outcome.files);
-            }
+            process_command::<B>(device, a, SeededExperiment::Transfer)?
         }
         Command::Aggregate(a) => match a.kind {
             AggregateKind::Transfer => print::transfer_aggregate(&aggregate_transfer(&a.out)?),
@@ -316,13 +336,13 @@ fn run_on<B: AutodiffBackend>(device: &B::Device, command: &Command) -> Result<(
         }
         Command::Bench(a) => match &a.what {
             Some(BenchWhat::Reference(r)) => {
-                print::bench_reference(&bench::reference::<B>(device, &r.options())?)
+                print::bench_reference(&bench::reference::<B>(device, r)?)
             }
             None => {
                 print::bench_header();
-                let r = bench::bench::<B>(device, &a.options(), print::bench_row)?;
+                let r = bench::bench::<B>(device, &a.options, print::bench_row)?;
                 print::bench_footer(&r);
-                println!("wrote {}", a.out.join("bench.json").display());
+                println!("wrote {}", a.options.out.join("bench.json").display());
             }
         },
         Command::Data(cmd) => data_cmd::run(cmd)?,

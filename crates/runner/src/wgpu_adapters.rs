@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::backend::DeviceSpec;
+use crate::device::DeviceSpec;
 
 /// One adapter as wgpu reports it.
 #[derive(Debug, Clone)]

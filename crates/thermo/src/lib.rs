@@ -35,6 +35,7 @@ pub mod quadratic;
 pub mod sensitivity;
 pub mod surface;
 pub mod system;
+pub mod values;
 pub mod vector;
 
 pub use equilibrium::{

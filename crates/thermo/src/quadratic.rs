@@ -16,6 +16,7 @@
 
 use nalgebra::{DMatrix, DVector};
 
+use crate::equilibrium::{Equilibrium, StoppingRule, equilibrate_by_rule};
 use crate::error::{Result, ThermoError};
 use crate::sensitivity::Sensitivities;
 use crate::system::{Functionals, Multipliers, ThermodynamicSystem, Weights};
@@ -274,6 +275,15 @@ impl ThermodynamicSystem for QuadraticSystem {
             self.functionals_at(&self.theta, t),
             g.iter().copied().collect(),
         ))
+    }
+
+    /// Fixed steps or the gradient-norm rule ([`equilibrate_by_rule`]).
+    fn equilibrate_until(
+        &mut self,
+        multipliers: Multipliers,
+        rule: &StoppingRule,
+    ) -> Result<Equilibrium> {
+        equilibrate_by_rule(self, multipliers, rule)
     }
 
     /// Any `steps >= 1` jumps to the exact minimiser theta*; `steps = 0` leaves theta

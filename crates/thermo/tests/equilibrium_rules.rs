@@ -32,6 +32,13 @@ impl ThermodynamicSystem for Frozen {
     fn gradient(&mut self, w: Weights) -> fep_thermo::Result<(Functionals, Vec<f64>)> {
         self.0.gradient(w)
     }
+    fn equilibrate_until(
+        &mut self,
+        m: Multipliers,
+        rule: &StoppingRule,
+    ) -> fep_thermo::Result<fep_thermo::Equilibrium> {
+        fep_thermo::equilibrate_by_rule(self, m, rule)
+    }
     fn equilibrate(&mut self, _: Multipliers, _: usize) -> fep_thermo::Result<Functionals> {
         self.0.functionals()
     }
@@ -97,6 +104,13 @@ impl ThermodynamicSystem for Rosenbrock {
             .map(|i| w.rate * dr[i] + w.distortion * dd[i])
             .collect();
         Ok((self.values(), g))
+    }
+    fn equilibrate_until(
+        &mut self,
+        m: Multipliers,
+        rule: &StoppingRule,
+    ) -> fep_thermo::Result<fep_thermo::Equilibrium> {
+        fep_thermo::equilibrate_by_rule(self, m, rule)
     }
     fn equilibrate(&mut self, m: Multipliers, steps: usize) -> fep_thermo::Result<Functionals> {
         for _ in 0..steps {

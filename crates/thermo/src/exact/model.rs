@@ -28,7 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use super::closed_form::JointMoments;
 use super::config::{ExactConfig, ExactTrainingConfig};
 use crate::burn_params::{flatten_gradients, flatten_params, load_params};
-use crate::equilibrium::{Equilibrium, EquilibriumReport, StoppingRule};
+use crate::equilibrium::{Equilibrium, EquilibriumReport, StoppingRule, equilibrate_by_rule};
 use crate::error::{Result, ThermoError};
 use crate::system::{Functionals, Multipliers, ThermodynamicSystem, Weights};
 
@@ -375,6 +375,15 @@ impl<B: AutodiffBackend> ThermodynamicSystem for ExactSystem<B> {
         let loss = r * weights.rate + d * weights.distortion + c * weights.classification;
         let grads = loss.backward();
         Ok((f, flatten_gradients(model, &grads)))
+    }
+
+    /// Fixed steps or the gradient-norm rule ([`equilibrate_by_rule`]).
+    fn equilibrate_until(
+        &mut self,
+        multipliers: Multipliers,
+        rule: &StoppingRule,
+    ) -> Result<Equilibrium> {
+        equilibrate_by_rule(self, multipliers, rule)
     }
 
     /// Warm-started Adam from the current parameters, learning rate decaying from
