@@ -26,10 +26,6 @@ pub enum Binarization {
 }
 
 impl Binarization {
-    /// Whether the output is binary (`Static` or `Dynamic`).
-    pub fn is_binary(&self) -> bool {
-        !matches!(self, Binarization::None)
-    }
 
     /// Appends the converted `pixels` of example `index` in epoch `epoch` to `out`.
     pub fn extend_into(&self, pixels: &[u8], epoch: u64, index: usize, out: &mut Vec<f32>) {

@@ -403,24 +403,6 @@ impl ImageDataset {
             .collect()
     }
 
-    /// Appends the examples of `other` (same shape and classes required).
-    pub fn concat(&mut self, other: &ImageDataset) -> Result<(), DataError> {
-        if other.shape() != self.shape() {
-            return Err(DataError::ShapeMismatch {
-                what: "concatenating datasets".to_string(),
-                expected: self.shape(),
-                found: other.shape(),
-            });
-        }
-        if other.class_names != self.class_names {
-            return Err(DataError::InvalidArgument {
-                reason: "cannot concatenate datasets with different class names".to_string(),
-            });
-        }
-        self.images.extend_from_slice(&other.images);
-        self.labels.extend_from_slice(&other.labels);
-        Ok(())
-    }
 }
 
 impl Dataset<ImageItem> for ImageDataset {

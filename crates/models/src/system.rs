@@ -198,11 +198,6 @@ impl<B: AutodiffBackend> DeepSystem<B> {
         &self.trainer
     }
 
-    /// Mutable access to the trainer.
-    pub fn trainer_mut(&mut self) -> &mut Trainer<B> {
-        &mut self.trainer
-    }
-
     /// Gradients (and so Hessian-vector products, the predictor's and the corrector's
     /// Newton steps) use only the first `size` examples of each probe (a subsampled
     /// Hessian, as in Hessian-free optimisation); functionals, which the corrector tests
@@ -215,11 +210,6 @@ impl<B: AutodiffBackend> DeepSystem<B> {
     /// Start a fresh Adam state (as the paper's code does before each training phase).
     pub fn reset_optimizer(&mut self) {
         self.trainer.optimizer = self.trainer.config.adam().init();
-    }
-
-    /// Number of examples in the source and target probes.
-    pub fn probe_sizes(&self) -> (usize, usize) {
-        (self.source_probe.len(), self.target_probe.len())
     }
 
     /// The work done so far.
@@ -248,11 +238,6 @@ impl<B: AutodiffBackend> DeepSystem<B> {
         self.work = state.work;
         self.settings.learning_rate = state.learning_rate;
         Ok(())
-    }
-
-    /// Change the equilibration learning rate.
-    pub fn set_learning_rate(&mut self, lr: f64) {
-        self.settings.learning_rate = lr;
     }
 
     /// Metrics of the current model on a dataset (fixed evaluation noise).

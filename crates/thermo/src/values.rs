@@ -47,11 +47,6 @@ impl Functionals {
         self.rate + m.lambda * self.distortion + m.gamma * self.classification
     }
 
-    /// `w_R R + w_D D + w_C C`.
-    pub fn combine(&self, w: Weights) -> f64 {
-        w.rate * self.rate + w.distortion * self.distortion + w.classification * self.classification
-    }
-
     /// The mixture `(1 - t) a + t b`, entry by entry (functionals are linear in the
     /// data distribution at fixed parameters, so this is their value on `p_t`).
     pub fn mix(t: f64, a: &Functionals, b: &Functionals) -> Functionals {

@@ -44,21 +44,6 @@ impl SurfacePoint {
         }
     }
 
-    /// Standard error of F from the covariance (0 where there is none):
-    /// `sqrt(a' Sigma a)` with `a = (1, lambda, gamma)`.
-    pub fn free_energy_standard_error(&self) -> f64 {
-        let Some(cov) = self.covariance else {
-            return 0.0;
-        };
-        let a = [1.0, self.lambda, self.gamma];
-        let var: f64 = a
-            .iter()
-            .zip(&cov)
-            .map(|(au, row)| au * row.iter().zip(&a).map(|(c, av)| c * av).sum::<f64>())
-            .sum();
-        var.max(0.0).sqrt()
-    }
-
     /// The multipliers of the point.
     pub fn multipliers(&self) -> Multipliers {
         Multipliers::new(self.lambda, self.gamma)
