@@ -41,3 +41,6 @@ pub use iso_classification::{IsoClassificationSummary, iso_classification};
 pub use method::Method;
 pub use rows::{HeldConstraint, TraceRow};
 pub use transfer::{FinishedMethod, MethodResult, TransferSummary, run_method, transfer};
+
+#[cfg(test)]
+mod tests;
