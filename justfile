@@ -138,6 +138,32 @@ bench-peers:
     cargo build --release --bin fep
     bash benchmarks/peers/run.sh runs/bench-peers target/release/fep
 
+# PyTorch reproduces fep's numbers (needs python3 with torch and numpy; not part of `cargo
+# test`): the train-source model, the final model of a transfer (run with --no-baselines
+# here if absent) and a one-epoch mnist-paper model (BatchNorm) are exported, measured by
+# `fep evaluate` and by benchmarks/peers/load_fep.py on the same 1,000 test images and noise
+# draws (relative agreement within 1e-4 required), and imported back (the same evaluation to
+# the last bit). docs/MODEL_EXCHANGE.md has the numbers measured (about 12 minutes on 2 cores
+# without the runs present, most of it the transfer and the mnist-paper epoch).
+torch-compare: _source
+    cargo build --release --no-default-features --features {{features}} --bin fep
+    FEP="target/release/fep --backend {{backend}}" bash benchmarks/peers/compare_fep.sh train-source runs/train-source/checkpoint.ckpt experiments/train-source.toml
+    test -f runs/torch-compare/transfer-run/models/iso_classification.ckpt || {{fep}} transfer-iso-classification --out runs/torch-compare/transfer-run --force --no-baselines
+    FEP="target/release/fep --backend {{backend}}" bash benchmarks/peers/compare_fep.sh transfer runs/torch-compare/transfer-run/models/iso_classification.ckpt experiments/train-source.toml 0,1,2,3,4,5,6,7,8,9
+    test -f runs/torch-compare/paper-run/checkpoint.ckpt || {{fep}} train-source --config experiments/train-source-paper.toml --out runs/torch-compare/paper-run --epochs 1 --force
+    EVAL_ARGS="--binarization none" FEP="target/release/fep --backend {{backend}}" bash benchmarks/peers/compare_fep.sh mnist-paper runs/torch-compare/paper-run/checkpoint.ckpt experiments/train-source-paper.toml
+    python3 benchmarks/peers/load_fep.py --summary runs/torch-compare
+
+# The same for the other decoders, priors and classifiers and for cifar-resnet (one epoch each
+# on bundled data: benchmarks/peers/variants/*.toml; about 2 minutes).
+torch-compare-variants:
+    cargo build --release --no-default-features --features {{features}} --bin fep
+    for v in mnist-small-vamp mnist-paper-mixture cifar-resnet; do {{fep}} train-source --config benchmarks/peers/variants/$v.toml --out runs/torch-compare/variants/$v --force; done
+    OUT=runs/torch-compare/variants EVAL_ARGS="--binarization none" FEP="target/release/fep --backend {{backend}}" bash benchmarks/peers/compare_fep.sh mnist-small-vamp runs/torch-compare/variants/mnist-small-vamp/checkpoint.ckpt benchmarks/peers/variants/mnist-small-vamp.toml
+    OUT=runs/torch-compare/variants FEP="target/release/fep --backend {{backend}}" bash benchmarks/peers/compare_fep.sh mnist-paper-mixture runs/torch-compare/variants/mnist-paper-mixture/checkpoint.ckpt benchmarks/peers/variants/mnist-paper-mixture.toml
+    OUT=runs/torch-compare/variants EVAL_ARGS="--kind cifar10 --validation-size 2 --split train --binarization none" FEP="target/release/fep --backend {{backend}}" bash benchmarks/peers/compare_fep.sh cifar-resnet runs/torch-compare/variants/cifar-resnet/checkpoint.ckpt benchmarks/peers/variants/cifar-resnet.toml
+    python3 benchmarks/peers/load_fep.py --summary runs/torch-compare/variants
+
 # The GPU check script (build with cuda and wgpu, GPU tests, bench) writing to a folder.
 gpu-check out="runs/gpu-check":
     bash scripts/gpu-check.sh {{out}}

@@ -337,14 +337,41 @@ def compare(model_path, inputs_path, tolerance, threads=None):
     }
 
 
+def summary(root):
+    """A markdown table of the comparisons under `root` (<root>/<name>/torch.json)."""
+    import glob
+    import os
+
+    lines = [
+        "| model | examples x draws | quantity | fep | PyTorch | relative difference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for path in sorted(glob.glob(os.path.join(root, "*", "torch.json"))):
+        with open(path) as f:
+            r = json.load(f)
+        name = os.path.basename(os.path.dirname(path))
+        for row in r["rows"]:
+            lines.append(
+                f"| {name} | {r['examples']} x {r['draws']} | {row['quantity']} | {row['fep']:.8g} "
+                f"| {row['torch']:.8g} | {row['relative']:.1e} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("model", help="safetensors file written by `fep export`")
-    ap.add_argument("--inputs", required=True, help="file written by `fep evaluate --dump-inputs`")
+    ap.add_argument("model", nargs="?", help="safetensors file written by `fep export`")
+    ap.add_argument("--inputs", help="file written by `fep evaluate --dump-inputs`")
+    ap.add_argument("--summary", metavar="DIR", help="print the table of DIR/*/torch.json and exit")
     ap.add_argument("--tolerance", type=float, default=1e-4, help="largest relative difference")
     ap.add_argument("--threads", type=int, help="torch.set_num_threads")
     ap.add_argument("--json", metavar="PATH", help="also write the comparison as JSON")
     args = ap.parse_args(argv)
+    if args.summary:
+        print(summary(args.summary))
+        return
+    if not (args.model and args.inputs):
+        ap.error("needs a model and --inputs (or --summary DIR)")
     result = compare(args.model, args.inputs, args.tolerance, args.threads)
     print(f"{args.model} on {result['examples']} examples x {result['draws']} draws "
           f"(torch {result['torch']}):")

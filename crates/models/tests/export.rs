@@ -318,6 +318,31 @@ fn bad_files_are_refused_naming_the_tensor() {
     let msg = import_error(extra);
     assert!(msg.contains("unexpected tensor `cls.scale`"), "{msg}");
 
+    // A PyTorch state_dict saved as is carries BatchNorm counters: ignored. Elsewhere, the
+    // name is unknown.
+    let paper = crate::config(
+        Architecture::MnistPaper,
+        DecoderKind::Bernoulli,
+        PriorKind::StandardNormal,
+        ClassifierKind::Linear,
+    );
+    let paper_model = FepModel::<B>::seeded(&paper, 5, &device()).unwrap();
+    let mut counted = model_file(&paper_model, &metadata(&paper)).unwrap();
+    let counter = HostTensor::i64(vec![], vec![12]);
+    counted
+        .tensors
+        .insert("bn_conv2.num_batches_tracked".into(), counter.clone());
+    model_from_file::<B>(counted, Path::new("torch.safetensors"), &device()).unwrap();
+    let mut counted = good.clone();
+    counted
+        .tensors
+        .insert("enc1.num_batches_tracked".into(), counter);
+    let msg = import_error(counted);
+    assert!(
+        msg.contains("unexpected tensor `enc1.num_batches_tracked`"),
+        "{msg}"
+    );
+
     let mut no_model = good.clone();
     no_model.metadata.remove("model");
     let msg = import_error(no_model);

@@ -205,7 +205,8 @@ fn expected_shapes<B: Backend>(model: &FepModel<B>) -> Result<Expected, ExportEr
 
 /// Loads `tensors` (PyTorch names and layout, from `file`) into `model`, replacing every
 /// parameter and running statistic. Refused, naming the tensor: a missing or unexpected
-/// name, another shape, another element type than F32.
+/// name, another shape, another element type than F32. A BatchNorm's
+/// `num_batches_tracked` (PyTorch's counter, unused at a fixed momentum) is ignored.
 pub fn load_torch_tensors<B: Backend>(
     model: FepModel<B>,
     mut tensors: BTreeMap<String, HostTensor>,
@@ -214,6 +215,17 @@ pub fn load_torch_tensors<B: Backend>(
     let architecture = model.config().architecture.name().to_string();
     let expected = expected_shapes(&model)?;
     let known: Vec<&String> = expected.iter().map(|(n, _, _)| &n.torch).collect();
+    // PyTorch's BatchNorm counter, which Burn has no use for (fixed momentum): a
+    // `state_dict` saved as is carries one per BatchNorm, and it is dropped here.
+    tensors.retain(|name, _| {
+        !name
+            .strip_suffix("num_batches_tracked")
+            .is_some_and(|module| {
+                known
+                    .iter()
+                    .any(|k| k.as_str() == format!("{module}running_mean"))
+            })
+    });
     let unexpected: Vec<String> = tensors
         .keys()
         .filter(|k| !known.contains(k))
