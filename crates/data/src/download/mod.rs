@@ -11,18 +11,22 @@
 //! through a caller-supplied callback, so this crate does not depend on any terminal UI.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::fs::File;
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use flate2::read::MultiGzDecoder;
 
+mod event;
 mod manifest;
+mod transfer;
 mod verify;
 
+pub use event::FetchEvent;
 use manifest::member_base_name;
 pub use manifest::{Manifest, ManifestDataset, ManifestFile, ManifestUnpack};
+use transfer::{download_to_part, file_len, remove_if_exists};
 pub use verify::{ChecksumMatch, Digests, digest_file, digest_reader, verify_file};
 
 use crate::atomic::rename_durable;
@@ -30,66 +34,6 @@ use crate::dataset::DatasetKind;
 use crate::error::{DataError, MirrorFailure};
 
 pub use crate::atomic::{atomic_write, atomic_write_with};
-
-/// Something that happened during [`fetch`], for progress display.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FetchEvent {
-    /// The file was already present and verified; nothing is downloaded.
-    AlreadyPresent {
-        /// File name.
-        file: String,
-        /// Where it is.
-        path: PathBuf,
-    },
-    /// A transfer started (after the server answered).
-    Started {
-        /// File name.
-        file: String,
-        /// URL being downloaded.
-        url: String,
-        /// Bytes already on disk from an earlier attempt (resumed transfer), else 0.
-        resumed_from: u64,
-        /// Total size if known.
-        total: Option<u64>,
-    },
-    /// More bytes arrived.
-    Progress {
-        /// File name.
-        file: String,
-        /// Bytes on disk so far (including any resumed part).
-        downloaded: u64,
-        /// Total size if known.
-        total: Option<u64>,
-    },
-    /// The download finished and is being verified.
-    Verifying {
-        /// File name.
-        file: String,
-    },
-    /// One mirror failed; the next one will be tried.
-    MirrorFailed {
-        /// File name.
-        file: String,
-        /// What went wrong.
-        failure: MirrorFailure,
-    },
-    /// The file is verified and in place.
-    Done {
-        /// File name.
-        file: String,
-        /// Final path.
-        path: PathBuf,
-        /// Which checksum matched.
-        checksum: ChecksumMatch,
-    },
-    /// An archive member was extracted.
-    Unpacked {
-        /// Archive name.
-        archive: String,
-        /// Extracted file.
-        path: PathBuf,
-    },
-}
 
 /// A file obtained by [`fetch`].
 #[derive(Debug, Clone, PartialEq)]
@@ -206,6 +150,34 @@ pub fn mirror_url(mirror: &str, name: &str) -> String {
     format!("{}/{}", mirror.trim_end_matches('/'), name)
 }
 
+/// The file `entry` at `path` when a copy is already there and verifies (reported as
+/// [`FetchEvent::AlreadyPresent`]); `None` when it must be downloaded.
+fn already_present(
+    entry: &ManifestFile,
+    path: &Path,
+    progress: &mut impl FnMut(&FetchEvent),
+) -> Option<FetchedFile> {
+    if !path.is_file() {
+        return None;
+    }
+    let checksum = verify_file(path, entry).ok()?;
+    progress(&FetchEvent::AlreadyPresent {
+        file: entry.name.clone(),
+        path: path.to_path_buf(),
+    });
+    Some(FetchedFile {
+        name: entry.name.clone(),
+        path: path.to_path_buf(),
+        checksum,
+        url: None,
+        failures: Vec::new(),
+    })
+}
+
+/// Obtains the manifest file `entry` in `dir`: nothing to do when a verified copy is
+/// already there, else the mirrors in order until one delivers a verified file (see
+/// [`fetch_from_mirror`]); every mirror's failure is reported and, if all fail, listed in
+/// the error.
 fn fetch_file(
     agent: &ureq::Agent,
     entry: &ManifestFile,
@@ -215,79 +187,39 @@ fn fetch_file(
 ) -> Result<FetchedFile, DataError> {
     let path = dir.join(&entry.name);
     let part = part_path(&path);
-    if path.is_file()
-        && let Ok(checksum) = verify_file(&path, entry)
-    {
-        progress(&FetchEvent::AlreadyPresent {
-            file: entry.name.clone(),
-            path: path.clone(),
-        });
-        return Ok(FetchedFile {
-            name: entry.name.clone(),
-            path,
-            checksum,
-            url: None,
-            failures: Vec::new(),
-        });
+    if let Some(present) = already_present(entry, &path, progress) {
+        return Ok(present);
     }
     let mut failures = Vec::new();
     for mirror in mirrors {
         let url = mirror_url(mirror, &entry.name);
-        let mut fresh_retry_done = false;
-        loop {
-            let resumed = file_len(&part) > 0;
-            let outcome = download_to_part(agent, &url, &part, entry, progress);
-            let reason = match outcome {
-                Err(reason) => reason,
-                Ok(()) => {
-                    progress(&FetchEvent::Verifying {
-                        file: entry.name.clone(),
-                    });
-                    match verify_file(&part, entry) {
-                        Ok(checksum) => {
-                            rename_durable(&part, &path)?;
-                            progress(&FetchEvent::Done {
-                                file: entry.name.clone(),
-                                path: path.clone(),
-                                checksum,
-                            });
-                            return Ok(FetchedFile {
-                                name: entry.name.clone(),
-                                path,
-                                checksum,
-                                url: Some(url),
-                                failures,
-                            });
-                        }
-                        Err(e) => {
-                            remove_if_exists(&part)?;
-                            if resumed && !fresh_retry_done {
-                                // The bad bytes may be an earlier attempt's: retry this
-                                // mirror once from scratch before giving up on it.
-                                fresh_retry_done = true;
-                                continue;
-                            }
-                            match e {
-                                DataError::ChecksumMismatch { details, .. } => {
-                                    format!("checksum mismatch ({details})")
-                                }
-                                other => other.to_string(),
-                            }
-                        }
-                    }
-                }
-            };
-            let failure = MirrorFailure {
-                mirror: mirror.clone(),
-                url: url.clone(),
-                reason,
-            };
-            progress(&FetchEvent::MirrorFailed {
-                file: entry.name.clone(),
-                failure: failure.clone(),
-            });
-            failures.push(failure);
-            break;
+        match fetch_from_mirror(agent, entry, &url, &part, &path, progress)? {
+            Ok(checksum) => {
+                progress(&FetchEvent::Done {
+                    file: entry.name.clone(),
+                    path: path.clone(),
+                    checksum,
+                });
+                return Ok(FetchedFile {
+                    name: entry.name.clone(),
+                    path,
+                    checksum,
+                    url: Some(url),
+                    failures,
+                });
+            }
+            Err(reason) => {
+                let failure = MirrorFailure {
+                    mirror: mirror.clone(),
+                    url,
+                    reason,
+                };
+                progress(&FetchEvent::MirrorFailed {
+                    file: entry.name.clone(),
+                    failure: failure.clone(),
+                });
+                failures.push(failure);
+            }
         }
     }
     Err(DataError::AllMirrorsFailed {
@@ -296,141 +228,50 @@ fn fetch_file(
     })
 }
 
-fn file_len(path: &Path) -> u64 {
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-}
-
-fn remove_if_exists(path: &Path) -> Result<(), DataError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(DataError::io(path, e)),
-    }
-}
-
-/// Parses `Content-Range: bytes START-END/TOTAL` (TOTAL may be `*`).
-fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
-    let rest = value.trim().strip_prefix("bytes")?.trim_start();
-    let (range, total) = rest.split_once('/')?;
-    let (start, _end) = range.split_once('-')?;
-    let start = start.trim().parse().ok()?;
-    let total = total.trim().parse().ok();
-    Some((start, total))
-}
-
-/// Downloads `url` into `part`, resuming from its current length when possible. On error the
-/// bytes received so far stay in `part` (for a later resume) and a reason is returned.
-fn download_to_part(
+/// Downloads `entry` from `url` into `part`, verifies it and renames it to `path`:
+/// `Ok(Ok(checksum))` once it is in place, `Ok(Err(reason))` when this mirror failed (the
+/// next one is worth trying), `Err` when the local file system failed. A resumed part that
+/// fails verification may hold an earlier attempt's bad bytes, so the mirror is then tried
+/// once more from scratch before it counts as failed.
+fn fetch_from_mirror(
     agent: &ureq::Agent,
+    entry: &ManifestFile,
     url: &str,
     part: &Path,
-    entry: &ManifestFile,
+    path: &Path,
     progress: &mut impl FnMut(&FetchEvent),
-) -> Result<(), String> {
-    let mut offset = file_len(part);
-    for attempt in 0..2 {
-        let mut request = agent.get(url);
-        if offset > 0 {
-            request = request.header("Range", format!("bytes={offset}-"));
+) -> Result<Result<ChecksumMatch, String>, DataError> {
+    let mut fresh_retry_done = false;
+    loop {
+        let resumed = file_len(part) > 0;
+        if let Err(reason) = download_to_part(agent, url, part, entry, progress) {
+            return Ok(Err(reason));
         }
-        let response = request.call().map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let content_range = header("content-range");
-        // `server_total`: the full size as announced by the server, which the transfer must
-        // reach; the manifest size is only a hint for progress display (a mirror serving the
-        // same content recompressed has another size and is still accepted by checksum).
-        let (append, server_total) = match status {
-            200 => (false, response.body().content_length()),
-            206 if offset > 0 => match content_range.as_deref().and_then(parse_content_range) {
-                Some((start, total)) if start == offset => (true, total),
-                _ => {
-                    // A range we did not ask for: start over without Range.
-                    remove_if_exists(part).map_err(|e| e.to_string())?;
-                    offset = 0;
+        progress(&FetchEvent::Verifying {
+            file: entry.name.clone(),
+        });
+        match verify_file(part, entry) {
+            Ok(checksum) => {
+                rename_durable(part, path)?;
+                return Ok(Ok(checksum));
+            }
+            Err(e) => {
+                remove_if_exists(part)?;
+                if resumed && !fresh_retry_done {
+                    // The bad bytes may be an earlier attempt's: retry this
+                    // mirror once from scratch before giving up on it.
+                    fresh_retry_done = true;
                     continue;
                 }
-            },
-            416 if offset > 0 && attempt == 0 => {
-                let total = content_range
-                    .as_deref()
-                    .and_then(parse_content_range_unsatisfied);
-                if total == Some(offset) {
-                    // The part is already complete; let verification decide.
-                    return Ok(());
-                }
-                remove_if_exists(part).map_err(|e| e.to_string())?;
-                offset = 0;
-                continue;
-            }
-            _ => {
-                let reason = response
-                    .status()
-                    .canonical_reason()
-                    .unwrap_or("unexpected status");
-                return Err(format!("HTTP {status} {reason}"));
-            }
-        };
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .append(append)
-            .truncate(!append)
-            .open(part)
-            .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
-        let total = server_total.or(entry.size);
-        let mut done = if append { offset } else { 0 };
-        progress(&FetchEvent::Started {
-            file: entry.name.clone(),
-            url: url.to_string(),
-            resumed_from: done,
-            total,
-        });
-        let mut reader = response.into_body().into_reader();
-        let mut buf = vec![0u8; 1 << 16];
-        let result = loop {
-            match reader.read(&mut buf) {
-                Ok(0) => break Ok(()),
-                Ok(n) => {
-                    if let Err(e) = file.write_all(&buf[..n]) {
-                        break Err(format!("cannot write {}: {e}", part.display()));
+                return Ok(Err(match e {
+                    DataError::ChecksumMismatch { details, .. } => {
+                        format!("checksum mismatch ({details})")
                     }
-                    done += n as u64;
-                    progress(&FetchEvent::Progress {
-                        file: entry.name.clone(),
-                        downloaded: done,
-                        total,
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(format!("transfer interrupted after {done} bytes: {e}")),
+                    other => other.to_string(),
+                }));
             }
-        };
-        // Keep what arrived (even on error) durable for a later resume.
-        let synced = file.flush().and_then(|()| file.sync_all());
-        result?;
-        synced.map_err(|e| format!("cannot write {}: {e}", part.display()))?;
-        if let Some(total) = server_total
-            && done != total
-        {
-            return Err(format!("received {done} of {total} bytes"));
         }
-        return Ok(());
     }
-    Err("server kept answering with unusable ranges".to_string())
-}
-
-/// Parses the total of `Content-Range: bytes */TOTAL` (a 416 answer).
-fn parse_content_range_unsatisfied(value: &str) -> Option<u64> {
-    let rest = value.trim().strip_prefix("bytes")?.trim_start();
-    let total = rest.strip_prefix("*/")?;
-    total.trim().parse().ok()
 }
 
 /// Extracts `members` of the gzip tar `archive` into `dir` under their base names. Members
@@ -523,17 +364,6 @@ mod tests {
         let bad = "schema = 1\n[datasets.x]\nmirrors=[]\n[[datasets.x.files]]\nname='../a'\nmd5='00000000000000000000000000000000'\n";
         assert!(Manifest::from_toml_str(bad, "t").is_err());
         assert!(Manifest::from_toml_str("schema = 2\n[datasets]\n", "t").is_err());
-    }
-
-    #[test]
-    fn content_range_parsing() {
-        assert_eq!(
-            parse_content_range("bytes 100-199/200"),
-            Some((100, Some(200)))
-        );
-        assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
-        assert_eq!(parse_content_range("bytes */200"), None);
-        assert_eq!(parse_content_range_unsatisfied("bytes */200"), Some(200));
     }
 
     #[test]
