@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use fep_thermo::SurfacePoint;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::{ExperimentError, Result};
@@ -107,6 +108,159 @@ fn drawing<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
+/// A panel's chart: lambda across, gamma up.
+type PanelChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// `(lo, hi)`: the smallest and largest finite value of a field, the ends of its colour
+/// scale.
+fn value_range(field: &Field) -> std::result::Result<(f64, f64), String> {
+    let finite = field
+        .values
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    if lo > hi {
+        return Err(format!("{}: no finite values", field.name));
+    }
+    Ok((lo, hi))
+}
+
+/// An edge of the cell centred on mesh node `k` of `v`: halfway to the next node when
+/// `up` (else to the previous one), the node itself at the ends of the mesh.
+fn cell_edge(v: &[f64], k: usize, up: bool) -> f64 {
+    let n = v.len();
+    if up {
+        if k + 1 < n {
+            0.5 * (v[k] + v[k + 1])
+        } else {
+            v[k]
+        }
+    } else if k > 0 {
+        0.5 * (v[k - 1] + v[k])
+    } else {
+        v[k]
+    }
+}
+
+/// The field as cells centred on the mesh nodes, coloured by `unit` (the value mapped to
+/// `[0, 1]` of the colour scale), with white contour lines at the seven inner eighths of
+/// `lo .. lo + span`.
+fn draw_field<DB: DrawingBackend>(
+    ctx: &mut PanelChart<'_, DB>,
+    maps: &Maps,
+    field: &Field,
+    (lo, span): (f64, f64),
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let (xs, ys) = (&maps.lambdas, &maps.gammas);
+    let unit = |v: f64| (v - lo) / span;
+    ctx.draw_series((0..xs.len()).flat_map(|a| {
+        (0..ys.len()).map(move |b| {
+            Rectangle::new(
+                [
+                    (cell_edge(xs, a, false), cell_edge(ys, b, false)),
+                    (cell_edge(xs, a, true), cell_edge(ys, b, true)),
+                ],
+                viridis(unit(field.values[a][b])).filled(),
+            )
+        })
+    }))
+    .map_err(drawing)?;
+    for k in 1..8 {
+        let level = lo + span * k as f64 / 8.0;
+        ctx.draw_series(
+            contour(xs, ys, &field.values, level)
+                .into_iter()
+                .map(|seg| PathElement::new(seg.to_vec(), WHITE.mix(0.7).stroke_width(1))),
+        )
+        .map_err(drawing)?;
+    }
+    Ok(())
+}
+
+/// The field's measured points, each a black-ringed circle filled with the colour of its
+/// own value on the scale `lo .. lo + span`; labelled `maps.points_label` when `legend`.
+fn draw_points<DB: DrawingBackend>(
+    ctx: &mut PanelChart<'_, DB>,
+    maps: &Maps,
+    field: &Field,
+    (lo, span): (f64, f64),
+    legend: bool,
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let unit = |v: f64| (v - lo) / span;
+    let points = ctx
+        .draw_series(field.points.iter().flat_map(|&(l, g, v)| {
+            [
+                Circle::new((l, g), 6, viridis(unit(v)).filled()),
+                Circle::new((l, g), 6, BLACK.stroke_width(2)),
+            ]
+        }))
+        .map_err(drawing)?;
+    if legend {
+        points
+            .label(maps.points_label.clone())
+            .legend(|(x, y)| Circle::new((x + 9, y), 5, BLACK.stroke_width(2)));
+    }
+    Ok(())
+}
+
+/// The runs of consecutive points of `path` inside `[x0, x1] x [y0, y1]`: a point outside
+/// breaks the line rather than joining its neighbours across the gap. No run is empty.
+fn runs_inside(
+    path: &[(f64, f64)],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> Vec<Vec<(f64, f64)>> {
+    let inside = |&(l, g): &(f64, f64)| (x0..=x1).contains(&l) && (y0..=y1).contains(&g);
+    let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for p in path {
+        if inside(p) {
+            if let Some(run) = runs.last_mut() {
+                run.push(*p);
+            }
+        } else if runs.last().is_some_and(|r| !r.is_empty()) {
+            runs.push(Vec::new());
+        }
+    }
+    runs.into_iter().filter(|r| !r.is_empty()).collect()
+}
+
+/// The process path `path` in red over the panel, in its runs inside the mesh
+/// `[x0, x1] x [y0, y1]` ([`runs_inside`]); the first run carries the legend entry `label`
+/// when `legend`.
+fn draw_path<DB: DrawingBackend>(
+    ctx: &mut PanelChart<'_, DB>,
+    (label, path): &(String, Vec<(f64, f64)>),
+    (x_range, y_range): ((f64, f64), (f64, f64)),
+    legend: bool,
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let red = RGBColor(220, 40, 40);
+    for (k, run) in runs_inside(path, x_range, y_range).into_iter().enumerate() {
+        let line = ctx
+            .draw_series(LineSeries::new(run, red.stroke_width(3)))
+            .map_err(drawing)?;
+        if legend && k == 0 {
+            line.label(label.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], red.stroke_width(3))
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One panel of the maps: `field` as a colour field with contours over the mesh, its
+/// measured points filled with the colour of their own value, and the process path; the
+/// legend (points and path) only when `legend`.
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     maps: &Maps,
@@ -122,18 +276,8 @@ where
     else {
         return Err("empty mesh".into());
     };
-    let finite = field
-        .values
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|v| v.is_finite());
-    let (lo, hi) = finite.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-    if lo > hi {
-        return Err(format!("{}: no finite values", field.name));
-    }
+    let (lo, hi) = value_range(field)?;
     let span = (hi - lo).max(1e-12);
-    let unit = |v: f64| (v - lo) / span;
     let mut ctx = ChartBuilder::on(area)
         .caption(
             format!("{}: {:.4} .. {:.4}", field.name, lo, hi),
@@ -151,80 +295,10 @@ where
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(drawing)?;
-    // Cells centred on the mesh nodes.
-    let half = |v: &[f64], k: usize, up: bool| {
-        let n = v.len();
-        if up {
-            if k + 1 < n {
-                0.5 * (v[k] + v[k + 1])
-            } else {
-                v[k]
-            }
-        } else if k > 0 {
-            0.5 * (v[k - 1] + v[k])
-        } else {
-            v[k]
-        }
-    };
-    ctx.draw_series((0..xs.len()).flat_map(|a| {
-        (0..ys.len()).map(move |b| {
-            Rectangle::new(
-                [
-                    (half(xs, a, false), half(ys, b, false)),
-                    (half(xs, a, true), half(ys, b, true)),
-                ],
-                viridis(unit(field.values[a][b])).filled(),
-            )
-        })
-    }))
-    .map_err(drawing)?;
-    for k in 1..8 {
-        let level = lo + span * k as f64 / 8.0;
-        ctx.draw_series(
-            contour(xs, ys, &field.values, level)
-                .into_iter()
-                .map(|seg| PathElement::new(seg.to_vec(), WHITE.mix(0.7).stroke_width(1))),
-        )
-        .map_err(drawing)?;
-    }
-    let points = ctx
-        .draw_series(field.points.iter().flat_map(|&(l, g, v)| {
-            [
-                Circle::new((l, g), 6, viridis(unit(v)).filled()),
-                Circle::new((l, g), 6, BLACK.stroke_width(2)),
-            ]
-        }))
-        .map_err(drawing)?;
-    if legend {
-        points
-            .label(maps.points_label.clone())
-            .legend(|(x, y)| Circle::new((x + 9, y), 5, BLACK.stroke_width(2)));
-    }
-    if let Some((label, path)) = &maps.path {
-        let red = RGBColor(220, 40, 40);
-        // The path in runs of consecutive points inside the map: a point outside breaks
-        // the line rather than joining its neighbours across the gap.
-        let inside = |&(l, g): &(f64, f64)| (x0..=x1).contains(&l) && (y0..=y1).contains(&g);
-        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
-        for p in path {
-            if inside(p) {
-                if let Some(run) = runs.last_mut() {
-                    run.push(*p);
-                }
-            } else if runs.last().is_some_and(|r| !r.is_empty()) {
-                runs.push(Vec::new());
-            }
-        }
-        for (k, run) in runs.into_iter().filter(|r| !r.is_empty()).enumerate() {
-            let line = ctx
-                .draw_series(LineSeries::new(run, red.stroke_width(3)))
-                .map_err(drawing)?;
-            if legend && k == 0 {
-                line.label(label.clone()).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], red.stroke_width(3))
-                });
-            }
-        }
+    draw_field(&mut ctx, maps, field, (lo, span))?;
+    draw_points(&mut ctx, maps, field, (lo, span), legend)?;
+    if let Some(path) = &maps.path {
+        draw_path(&mut ctx, path, ((x0, x1), (y0, y1)), legend)?;
     }
     if legend {
         ctx.configure_series_labels()

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::{ExperimentError, Result};
@@ -158,6 +159,77 @@ fn drawing<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
+/// A chart's plotting area: x across, y up.
+type ChartArea<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The colour of a series: its palette entry, or dark grey for [`GUIDE_COLOR`].
+fn series_color(s: &Series) -> RGBAColor {
+    if s.color == GUIDE_COLOR {
+        RGBColor(80, 80, 80).to_rgba()
+    } else {
+        Palette99::pick(s.color).to_rgba()
+    }
+}
+
+/// Draws the finite points of one series as its mark; a labelled series gets a legend
+/// entry that shows the mark as drawn: a circle for points, a swatch for a band, a line
+/// for lines.
+fn draw_series<'a, DB: DrawingBackend + 'a>(
+    ctx: &mut ChartArea<'a, DB>,
+    s: &Series,
+) -> std::result::Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let color = series_color(s);
+    let pts: Vec<(f64, f64)> = s
+        .points
+        .iter()
+        .copied()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    let anno = match s.mark {
+        Mark::Line => ctx.draw_series(LineSeries::new(pts, color.stroke_width(2))),
+        Mark::ThickLine => ctx.draw_series(LineSeries::new(pts, color.stroke_width(4))),
+        Mark::Points => ctx.draw_series(
+            pts.into_iter()
+                .map(move |p| Circle::new(p, 4, color.filled())),
+        ),
+        Mark::Band => ctx.draw_series(std::iter::once(Polygon::new(pts, color.mix(0.2).filled()))),
+    }
+    .map_err(drawing)?;
+    if !s.label.is_empty() {
+        // The legend shows the mark as drawn: a circle for points, a line for lines.
+        let (mark, width) = (s.mark, if s.mark == Mark::ThickLine { 4 } else { 2 });
+        anno.label(s.label.clone())
+            .legend(move |(x, y)| -> DynElement<_, _> {
+                if mark == Mark::Points {
+                    Circle::new((x + 9, y), 4, color.filled()).into_dyn()
+                } else if mark == Mark::Band {
+                    Rectangle::new([(x, y - 5), (x + 18, y + 5)], color.mix(0.2).filled())
+                        .into_dyn()
+                } else {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(width))
+                        .into_dyn()
+                }
+            });
+    }
+    Ok(())
+}
+
+/// The legend position of a corner of the plotting area.
+fn label_position(corner: Corner) -> SeriesLabelPosition {
+    match corner {
+        Corner::UpperRight => SeriesLabelPosition::UpperRight,
+        Corner::UpperLeft => SeriesLabelPosition::UpperLeft,
+        Corner::LowerRight => SeriesLabelPosition::LowerRight,
+        Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
+    }
+}
+
+/// The whole chart on `root`: axes, bands first so that every line is drawn over them,
+/// then the other series in order, and the legend in the corner with the fewest data
+/// ([`legend_corner`]).
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     chart: &Chart,
@@ -188,56 +260,16 @@ where
         .collect();
     order.extend(chart.series.iter().filter(|s| s.mark != Mark::Band));
     for s in order {
-        let color = if s.color == GUIDE_COLOR {
-            RGBColor(80, 80, 80).to_rgba()
-        } else {
-            Palette99::pick(s.color).to_rgba()
-        };
-        let pts: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .copied()
-            .filter(|(x, y)| x.is_finite() && y.is_finite())
-            .collect();
-        let anno = match s.mark {
-            Mark::Line => ctx.draw_series(LineSeries::new(pts, color.stroke_width(2))),
-            Mark::ThickLine => ctx.draw_series(LineSeries::new(pts, color.stroke_width(4))),
-            Mark::Points => ctx.draw_series(
-                pts.into_iter()
-                    .map(move |p| Circle::new(p, 4, color.filled())),
-            ),
-            Mark::Band => {
-                ctx.draw_series(std::iter::once(Polygon::new(pts, color.mix(0.2).filled())))
-            }
-        }
-        .map_err(drawing)?;
-        if !s.label.is_empty() {
-            // The legend shows the mark as drawn: a circle for points, a line for lines.
-            let (mark, width) = (s.mark, if s.mark == Mark::ThickLine { 4 } else { 2 });
-            anno.label(s.label.clone())
-                .legend(move |(x, y)| -> DynElement<_, _> {
-                    if mark == Mark::Points {
-                        Circle::new((x + 9, y), 4, color.filled()).into_dyn()
-                    } else if mark == Mark::Band {
-                        Rectangle::new([(x, y - 5), (x + 18, y + 5)], color.mix(0.2).filled())
-                            .into_dyn()
-                    } else {
-                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(width))
-                            .into_dyn()
-                    }
-                });
-        }
+        draw_series(&mut ctx, s)?;
     }
     ctx.configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 13))
-        .position(match legend_corner(&chart.series, ((x0, x1), (y0, y1))) {
-            Corner::UpperRight => SeriesLabelPosition::UpperRight,
-            Corner::UpperLeft => SeriesLabelPosition::UpperLeft,
-            Corner::LowerRight => SeriesLabelPosition::LowerRight,
-            Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
-        })
+        .position(label_position(legend_corner(
+            &chart.series,
+            ((x0, x1), (y0, y1)),
+        )))
         .draw()
         .map_err(drawing)?;
     root.present().map_err(drawing)?;
