@@ -12,7 +12,7 @@ use std::sync::Arc;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{Adam, AdamConfig, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use fep_data::{Binarization, ImageBatch, ImageDataset};
@@ -22,6 +22,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ModelError, Result};
 use crate::model::FepModel;
 use crate::noise::{EVAL_STREAM, TRAIN_STREAM, permutation, standard_normal};
+
+mod step;
+
+use step::StepAccumulation;
 
 /// Learning rate as a function of progress.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -442,15 +446,10 @@ impl<B: AutodiffBackend> Trainer<B> {
     ) -> Result<StepReport> {
         let latent = self.model().config().latent_dim;
         let micro = self.config.micro_batch.filter(|&m| m > 0);
-        let mut sums = [0.0f64; 3];
-        let mut accumulator = GradientsAccumulator::<FepModel<B>>::new();
-        let mut any = false;
+        let mut step = StepAccumulation::new(lambda, gamma);
         for (k, (w, batch)) in parts.into_iter().enumerate() {
-            if w == 0.0 {
-                continue;
-            }
             let n = batch.indices.len();
-            if n == 0 {
+            if w == 0.0 || n == 0 {
                 continue;
             }
             let noise = noise_tensor(
@@ -462,62 +461,21 @@ impl<B: AutodiffBackend> Trainer<B> {
                 latent,
                 &self.device,
             );
-            let chunk = micro.unwrap_or(n).min(n);
-            let mut start = 0;
-            while start < n {
-                let len = chunk.min(n - start);
-                let (images, labels, eps) = if len == n {
-                    (batch.images.clone(), batch.labels.clone(), noise.clone())
-                } else {
-                    (
-                        batch.images.clone().narrow(0, start, len),
-                        batch.labels.clone().narrow(0, start, len),
-                        noise.clone().narrow(1, start, len),
-                    )
-                };
-                let f = self.model().functionals(images, labels, eps);
-                // This chunk's share of w * mean over the part: w / n * sum over the chunk.
-                let scale = w / n as f64;
-                let r = f.rate.sum().mul_scalar(scale);
-                let d = f.distortion.sum().mul_scalar(scale);
-                let c = f.classification.sum().mul_scalar(scale);
-                let host: Vec<f64> = Tensor::cat(vec![r.clone(), d.clone(), c.clone()], 0)
-                    .into_data()
-                    .iter::<f64>()
-                    .collect();
-                for (acc, v) in sums.iter_mut().zip(&host) {
-                    *acc += v;
-                }
-                let loss = r + d.mul_scalar(lambda) + c.mul_scalar(gamma);
-                let grads = GradientsParams::from_grads(loss.backward(), self.model());
-                accumulator.accumulate(self.model(), grads);
-                any = true;
-                start += len;
-            }
+            step.add_part(self.model(), w, batch, noise, micro.unwrap_or(n).min(n));
         }
-        if !any {
+        let Some([rate, distortion, classification]) = step.sums() else {
             return Err(ModelError::InvalidConfig(
                 "a training step needs at least one batch with positive weight".into(),
             ));
-        }
-        let [rate, distortion, classification] = sums;
+        };
         let j = rate + lambda * distortion + gamma * classification;
-        for (what, value) in [
+        self.ensure_finite([
             ("rate", rate),
             ("distortion", distortion),
             ("classification loss", classification),
             ("loss", j),
-        ] {
-            if !value.is_finite() {
-                return Err(ModelError::NonFinite {
-                    step: self.state.step,
-                    epoch: self.state.epoch,
-                    what: what.into(),
-                    value,
-                });
-            }
-        }
-        let grads = accumulator.grads();
+        ])?;
+        let grads = step.grads();
         let model = self.model.take().expect("model present");
         self.model = Some(self.optimizer.step(learning_rate, model, grads));
         self.state.step += 1;
@@ -532,6 +490,22 @@ impl<B: AutodiffBackend> Trainer<B> {
             },
             learning_rate,
         })
+    }
+
+    /// [`ModelError::NonFinite`] at the current step and epoch for the first of the named
+    /// `values` that is not finite; `Ok` when all are.
+    fn ensure_finite(&self, values: [(&str, f64); 4]) -> Result<()> {
+        for (what, value) in values {
+            if !value.is_finite() {
+                return Err(ModelError::NonFinite {
+                    step: self.state.step,
+                    epoch: self.state.epoch,
+                    what: what.into(),
+                    value,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// One pass over `data` at the run's (lambda, gamma) and schedule; `total_epochs` is
