@@ -156,37 +156,8 @@ pub(crate) fn finish<S: ThermodynamicSystem + ?Sized>(
     let mut start = theta0;
     let mut previous_best = f64::INFINITY;
     while done < iterations {
-        let line_search = MoreThuenteLineSearch::new()
-            .with_bounds(f64::EPSILON.sqrt(), MAX_STEP)
-            .map_err(solver_error)?;
-        let solver = LBFGS::new(line_search, MEMORY)
-            .with_tolerance_grad(tolerance)
-            .map_err(solver_error)?
-            .with_tolerance_cost(0.0)
-            .map_err(solver_error)?;
-        let run = Executor::new(Objective(&inner), solver)
-            .configure(|state| {
-                state
-                    .param(start.clone())
-                    .max_iters((iterations - done) as u64)
-            })
-            .timer(false)
-            .run()
-            // Only the first evaluation can fail the run itself (later failures end the
-            // line search, which L-BFGS reports as its exit).
-            .map(|result| {
-                debug!(
-                    iterations = result.state.get_iter(),
-                    reason = ?result.state.get_termination_reason(),
-                    "L-BFGS finish"
-                );
-                result.state.get_iter() as usize
-            });
+        done += run(&mut inner, &start, tolerance, iterations - done)?;
         let state = inner.get_mut();
-        if let Some(error) = state.error.take() {
-            return Err(error);
-        }
-        done += run.map_err(solver_error)?;
         let Some((best, gradient_norm, theta)) = state.best.clone() else {
             break;
         };
@@ -204,7 +175,55 @@ pub(crate) fn finish<S: ThermodynamicSystem + ?Sized>(
             break;
         }
     }
-    let inner = inner.into_inner();
+    settle(inner.into_inner(), multipliers, done)
+}
+
+/// One L-BFGS run of at most `max_iters` iterations from `start` with a fresh memory of
+/// [`MEMORY`] pairs (More-Thuente line search with steps up to [`MAX_STEP`]), stopping once
+/// `|grad J| < tolerance`; returns the iterations it took. The model's own first error,
+/// if any, is returned before the solver's.
+fn run<S: ThermodynamicSystem + ?Sized>(
+    inner: &mut RefCell<Inner<'_, S>>,
+    start: &[f64],
+    tolerance: f64,
+    max_iters: usize,
+) -> Result<usize> {
+    let line_search = MoreThuenteLineSearch::new()
+        .with_bounds(f64::EPSILON.sqrt(), MAX_STEP)
+        .map_err(solver_error)?;
+    let solver = LBFGS::new(line_search, MEMORY)
+        .with_tolerance_grad(tolerance)
+        .map_err(solver_error)?
+        .with_tolerance_cost(0.0)
+        .map_err(solver_error)?;
+    let run = Executor::new(Objective(inner), solver)
+        .configure(|state| state.param(start.to_vec()).max_iters(max_iters as u64))
+        .timer(false)
+        .run()
+        // Only the first evaluation can fail the run itself (later failures end the
+        // line search, which L-BFGS reports as its exit).
+        .map(|result| {
+            debug!(
+                iterations = result.state.get_iter(),
+                reason = ?result.state.get_termination_reason(),
+                "L-BFGS finish"
+            );
+            result.state.get_iter() as usize
+        });
+    if let Some(error) = inner.get_mut().error.take() {
+        return Err(error);
+    }
+    run.map_err(solver_error)
+}
+
+/// Loads the finish's point into the system (the first evaluated point that met the
+/// tolerance, else the one with the smallest J, else the system's current one) and
+/// reports R, D, C and `|grad J|` there after `iterations` L-BFGS iterations.
+fn settle<S: ThermodynamicSystem + ?Sized>(
+    inner: Inner<'_, S>,
+    multipliers: Multipliers,
+    iterations: usize,
+) -> Result<Finish> {
     let system = inner.system;
     if let Some(theta) = inner
         .met
@@ -218,6 +237,6 @@ pub(crate) fn finish<S: ThermodynamicSystem + ?Sized>(
     Ok(Finish {
         functionals,
         gradient_norm: norm(&gradient),
-        iterations: done,
+        iterations,
     })
 }
