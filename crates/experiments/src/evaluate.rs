@@ -230,6 +230,48 @@ fn write_inputs(
     Ok(())
 }
 
+/// Measures `model` on `dataset` as `options` say, writing the inputs and noise it used
+/// where `options.dump_inputs` names a file.
+fn measure_dataset<B: burn::tensor::backend::Backend>(
+    model: &fep_models::FepModel<B>,
+    dataset: &fep_data::ImageDataset,
+    options: &EvaluateOptions,
+    classes: &[u8],
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<Measurement> {
+    let binarization = options.binarization.with_seed(options.seed);
+    let (samples, seed) = (options.samples, options.seed);
+    let Some(out) = &options.dump_inputs else {
+        return Ok(measure(
+            model,
+            dataset,
+            binarization,
+            samples,
+            batch_size,
+            seed,
+            device,
+        )?);
+    };
+    let mut inputs = Inputs::new(dataset, samples, model.config().latent_dim);
+    let measurement = measure_with(
+        model,
+        dataset,
+        binarization,
+        samples,
+        batch_size,
+        seed,
+        device,
+        &mut |b| inputs.record(b),
+    )?;
+    write_inputs(out, inputs, &measurement, options, classes, batch_size)?;
+    eprintln!(
+        "wrote the inputs and noise of the evaluation to {}",
+        out.display()
+    );
+    Ok(measurement)
+}
+
 /// Evaluates the model of a checkpoint on backend B.
 pub fn evaluate<B: AutodiffBackend>(
     device: &B::Device,
@@ -271,39 +313,15 @@ pub fn evaluate<B: AutodiffBackend>(
         }
         None => dataset,
     };
-    let binarization = options.binarization.with_seed(options.seed);
     let batch_size = header.train.eval_batch_size;
-    let model = model.valid();
-    let measurement = match &options.dump_inputs {
-        None => measure(
-            &model,
-            dataset,
-            binarization,
-            options.samples,
-            batch_size,
-            options.seed,
-            device,
-        )?,
-        Some(out) => {
-            let mut inputs = Inputs::new(dataset, options.samples, model.config().latent_dim);
-            let measurement = measure_with(
-                &model,
-                dataset,
-                binarization,
-                options.samples,
-                batch_size,
-                options.seed,
-                device,
-                &mut |b| inputs.record(b),
-            )?;
-            write_inputs(out, inputs, &measurement, options, &classes, batch_size)?;
-            eprintln!(
-                "wrote the inputs and noise of the evaluation to {}",
-                out.display()
-            );
-            measurement
-        }
-    };
+    let measurement = measure_dataset(
+        &model.valid(),
+        dataset,
+        options,
+        &classes,
+        batch_size,
+        device,
+    )?;
     Ok(EvaluateSummary {
         measurement,
         checkpoint: options.checkpoint.clone(),

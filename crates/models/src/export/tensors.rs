@@ -203,6 +203,36 @@ fn expected_shapes<B: Backend>(model: &FepModel<B>) -> Result<Expected, ExportEr
         .collect())
 }
 
+/// The values of the file's tensor `t` for parameter `n` in Burn's layout, if its element
+/// type is F32 and its shape `expected` (PyTorch's).
+fn checked_values(
+    file: &Path,
+    n: &ParamName,
+    t: HostTensor,
+    expected: &[usize],
+) -> Result<Vec<f32>, ExportError> {
+    let HostData::F32(v) = t.data else {
+        return Err(ExportError::Dtype {
+            file: file.to_path_buf(),
+            name: n.torch.clone(),
+            found: t.data.dtype_name().into(),
+            expected: "F32".into(),
+        });
+    };
+    if t.shape != expected {
+        return Err(ExportError::Shape {
+            file: file.to_path_buf(),
+            name: n.torch.clone(),
+            found: t.shape,
+            expected: expected.to_vec(),
+        });
+    }
+    Ok(match (n.layout, expected) {
+        (Layout::Transposed, [a, b]) => transpose(&v, [*a, *b]),
+        _ => v,
+    })
+}
+
 /// Loads `tensors` (PyTorch names and layout, from `file`) into `model`, replacing every
 /// parameter and running statistic. Refused, naming the tensor: a missing or unexpected
 /// name, another shape, another element type than F32. A BatchNorm's
@@ -249,26 +279,7 @@ pub fn load_torch_tensors<B: Backend>(
                 hint,
             });
         };
-        let HostData::F32(v) = t.data else {
-            return Err(ExportError::Dtype {
-                file: file.to_path_buf(),
-                name: n.torch,
-                found: t.data.dtype_name().into(),
-                expected: "F32".into(),
-            });
-        };
-        if t.shape != torch_shape {
-            return Err(ExportError::Shape {
-                file: file.to_path_buf(),
-                name: n.torch,
-                found: t.shape,
-                expected: torch_shape,
-            });
-        }
-        let v = match (n.layout, t.shape.as_slice()) {
-            (Layout::Transposed, [a, b]) => transpose(&v, [*a, *b]),
-            _ => v,
-        };
+        let v = checked_values(file, &n, t, &torch_shape)?;
         values.insert(n.fep, TensorData::new(v, burn_shape));
     }
     if let Some(name) = unexpected.first() {
