@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::error::Result;
 use crate::io::read_jsonl;
 use crate::plot::{Chart, GUIDE_COLOR, Mark, Series, band, write_chart_files};
+use crate::process::Method;
 use crate::process::TraceRow;
 use crate::spread::Spread;
 
@@ -187,73 +188,75 @@ fn seed_dirs(out: &Path, seeds: &[u64]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// One chart over seeds: file stem, axis, labels, the quantity and guide lines.
+struct SeedChart<'a> {
+    stem: &'a str,
+    axis: SeedAxis,
+    title: String,
+    x_label: &'a str,
+    y_label: &'a str,
+    get: fn(&TraceRow) -> f64,
+    guides: &'a [(f64, String)],
+}
+
 /// Charts of the transfer over seeds in `out`: the drift of C on p_t (test splits, fresh
 /// noise) and both test accuracies against the Adam steps spent (every method), and the
 /// drift against t (the path methods). Returns the PNG paths.
 pub fn transfer_seed_charts(out: &Path, seeds: &[u64], device: &str) -> Result<Vec<PathBuf>> {
-    let methods = read_methods(
-        &seed_dirs(out, seeds),
-        &[
-            ("iso-classification (ours)", "trace", true),
-            ("fine-tune", "fine_tune", false),
-            ("paper heuristic", "paper_heuristic", true),
-            ("schedule only (gamma fixed)", "schedule_only", true),
-            ("fine-tune at our end point", "fine_tune_at_end", false),
-        ],
-    )?;
+    let listed: Vec<(&str, &str, bool)> = std::iter::once(Method::IsoClassification)
+        .chain(Method::BASELINES)
+        .map(|m| (m.name(), m.trace_stem(), m.follows_a_path()))
+        .collect();
+    let methods = read_methods(&seed_dirs(out, seeds), &listed)?;
     let context = format!("mean +- sd over {} seeds (bands), {device}", seeds.len());
     let guides = [(5.0, "+-5% of C0".to_string()), (-5.0, String::new())];
-    let drift_label = "drift of C on p_t from C0, test splits, fresh noise (%)";
-    Ok(vec![
-        seed_chart(
-            &out.join("seeds_drift_by_steps"),
-            &methods,
-            SeedAxis::AdamSteps,
-            (
-                format!("C on p_t: {context}"),
-                "Adam steps spent",
-                drift_label,
-            ),
-            drift_percent,
-            &guides,
-        )?,
-        seed_chart(
-            &out.join("seeds_drift_by_t"),
-            &methods,
-            SeedAxis::T,
-            (
-                format!("C on p_t along the paths: {context}"),
-                "t (0 = source, 1 = target)",
-                drift_label,
-            ),
-            drift_percent,
-            &guides,
-        )?,
-        seed_chart(
-            &out.join("seeds_target_accuracy_by_steps"),
-            &methods,
-            SeedAxis::AdamSteps,
-            (
-                format!("target accuracy: {context}"),
-                "Adam steps spent",
-                "accuracy on the target test set (%)",
-            ),
-            |r| 100.0 * r.target_accuracy,
-            &[],
-        )?,
-        seed_chart(
-            &out.join("seeds_source_accuracy_by_steps"),
-            &methods,
-            SeedAxis::AdamSteps,
-            (
-                format!("source accuracy kept: {context}"),
-                "Adam steps spent",
-                "accuracy on the source test set (%)",
-            ),
-            |r| 100.0 * r.source_accuracy,
-            &[],
-        )?,
-    ])
+    let drift = "drift of C on p_t from C0, test splits, fresh noise (%)";
+    let steps = "Adam steps spent";
+    let charts: [SeedChart; 4] = [
+        SeedChart {
+            stem: "seeds_drift_by_steps",
+            axis: SeedAxis::AdamSteps,
+            title: format!("C on p_t: {context}"),
+            x_label: steps,
+            y_label: drift,
+            get: drift_percent,
+            guides: &guides,
+        },
+        SeedChart {
+            stem: "seeds_drift_by_t",
+            axis: SeedAxis::T,
+            title: format!("C on p_t along the paths: {context}"),
+            x_label: "t (0 = source, 1 = target)",
+            y_label: drift,
+            get: drift_percent,
+            guides: &guides,
+        },
+        SeedChart {
+            stem: "seeds_target_accuracy_by_steps",
+            axis: SeedAxis::AdamSteps,
+            title: format!("target accuracy: {context}"),
+            x_label: steps,
+            y_label: "accuracy on the target test set (%)",
+            get: |r| 100.0 * r.target_accuracy,
+            guides: &[],
+        },
+        SeedChart {
+            stem: "seeds_source_accuracy_by_steps",
+            axis: SeedAxis::AdamSteps,
+            title: format!("source accuracy kept: {context}"),
+            x_label: steps,
+            y_label: "accuracy on the source test set (%)",
+            get: |r| 100.0 * r.source_accuracy,
+            guides: &[],
+        },
+    ];
+    charts
+        .into_iter()
+        .map(|c| {
+            let labels = (c.title, c.x_label, c.y_label);
+            seed_chart(&out.join(c.stem), &methods, c.axis, labels, c.get, c.guides)
+        })
+        .collect()
 }
 
 /// Charts of the iso-classification over seeds in `out`: the drift of C (test split,

@@ -250,7 +250,7 @@ pub fn aggregate_transfer(out: &Path) -> Result<TransferAggregate> {
             .iter()
             .map(|(seed, _)| SeedBand::of(*seed, &out.join(format!("seed-{seed}")), 0.05))
             .collect::<Result<_>>()?,
-        device: summaries[0].device.clone(),
+        device: summaries[0].run.device.clone(),
     };
     write_json(&out.join("aggregate.json"), &aggregate)?;
     crate::seed_charts::transfer_seed_charts(out, &aggregate.seeds, &aggregate.device)?;
@@ -271,7 +271,7 @@ pub fn aggregate_iso(out: &Path) -> Result<IsoAggregate> {
             .iter()
             .map(|(seed, _)| SeedBand::of(*seed, &out.join(format!("seed-{seed}")), 0.03))
             .collect::<Result<_>>()?,
-        device: summaries[0].device.clone(),
+        device: summaries[0].run.device.clone(),
     };
     write_json(&out.join("aggregate.json"), &aggregate)?;
     crate::seed_charts::iso_seed_charts(out, &aggregate.seeds, &aggregate.device)?;

@@ -115,10 +115,7 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
         assert_eq!(band.seed, seed);
         let rows: Vec<TraceRow> =
             read_jsonl(&out.join(format!("seed-{seed}/trace.jsonl"))).unwrap();
-        let drifts: Vec<f64> = rows
-            .iter()
-            .map(|r| r.test.relative_drift)
-            .collect();
+        let drifts: Vec<f64> = rows.iter().map(|r| r.test.relative_drift).collect();
         assert_eq!(band.points, rows.len());
         assert_eq!(
             band.outside.len(),
@@ -132,10 +129,7 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
         );
         assert!(band.describe("s").starts_with(&format!("seed {seed}: ")));
         let c0 = rows[0].test.classification;
-        let mut se: Vec<f64> = rows
-            .iter()
-            .map(|r| r.test.classification_se / c0)
-            .collect();
+        let mut se: Vec<f64> = rows.iter().map(|r| r.test.classification_se / c0).collect();
         se.sort_by(f64::total_cmp);
         assert_eq!(band.relative_standard_error, se[se.len() / 2]);
         assert!(band.relative_standard_error > 0.0);

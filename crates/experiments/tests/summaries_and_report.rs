@@ -43,7 +43,7 @@ fn summaries_of_the_previous_version_parse_and_round_trip() {
             .by_method
             .contains_key(&Method::IsoClassification)
     );
-    assert_eq!(transfer.config.process.steps, 8);
+    assert_eq!(transfer.run.config.process.steps, 8);
 
     let dir = tempfile::tempdir().expect("temp dir");
     let again = dir.path().join("summary.json");

@@ -56,7 +56,7 @@ pub fn equilibrium(tally: Option<&EquilibriumTally>) {
 
 /// The iso-classification path beside the naive one.
 pub fn iso_classification(s: &IsoClassificationSummary) {
-    let p = &s.config.process;
+    let p = &s.run.config.process;
     println!(
         "iso-classification, lambda {} -> {}, C0 = {:.4} on the test split ({} noise draws per example); the controller held C0 = {:.4} on its probe of {} {} examples",
         s.start.lambda,
@@ -115,7 +115,7 @@ fn method_line(name: &str, v: &MethodResult, drift: Option<f64>) {
 
 /// The transfer's table: ours beside the baselines.
 pub fn transfer(s: &TransferSummary) {
-    let probe = s.config.process.probe_split.describe();
+    let probe = s.run.config.process.probe_split.describe();
     println!(
         "\ntransfer digits source -> target with C held at C0 = {:.4} on the controller's {probe} probe of p_t; C0 = {:.4} on the test splits ({} noise draws per example)",
         s.held.c0, s.held.c0_test, s.held.test_samples

@@ -66,14 +66,7 @@ fn fine_tune_at_start<B: AutodiffBackend>(
     system: &mut DeepSystem<B>,
     c: &MethodContext<'_>,
 ) -> Result<Vec<TraceRow>> {
-    fine_tune(
-        system,
-        c.domains(),
-        c.start,
-        c.steps(),
-        c.budget,
-        "fine-tune",
-    )
+    fine_tune(system, c, c.start, "fine-tune")
 }
 
 /// [`Method::FineTuneAtEnd`]: fine-tuning on the target where our path ended.
@@ -81,14 +74,7 @@ fn fine_tune_at_end<B: AutodiffBackend>(
     system: &mut DeepSystem<B>,
     c: &MethodContext<'_>,
 ) -> Result<Vec<TraceRow>> {
-    fine_tune(
-        system,
-        c.domains(),
-        c.end,
-        c.steps(),
-        c.budget,
-        "fine-tune at end",
-    )
+    fine_tune(system, c, c.end, "fine-tune at end")
 }
 
 /// [`Method::PaperHeuristic`]: the authors' loop towards our `lambda_end`.
@@ -157,16 +143,15 @@ pub struct BaselineBudget {
 }
 
 /// Plain fine-tuning on the target at `at` with the whole budget and a fresh optimiser.
-/// The trace's t is the fraction of the budget spent; rows at `checkpoints` evenly spaced
-/// points (each a training phase ending in the tail average).
+/// The trace's t is the fraction of the budget spent; rows at as many evenly spaced
+/// points as our path has steps (each a training phase ending in the tail average).
 pub fn fine_tune<B: AutodiffBackend>(
     system: &mut DeepSystem<B>,
-    domains: &Domains,
+    c: &MethodContext<'_>,
     at: Multipliers,
-    checkpoints: usize,
-    budget: BaselineBudget,
     label: &str,
 ) -> Result<Vec<TraceRow>> {
+    let (domains, checkpoints, budget) = (c.domains(), c.steps(), c.budget);
     let clock = Instant::now();
     system.reset_optimizer();
     let row_at = |t, trained| RowAt { t, m: at, trained };

@@ -3,7 +3,6 @@
 //! gamma fixed (the paper's Euler scheme without a constraint), both from the same source
 //! checkpoint.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
@@ -13,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::charts::{ChartSpec, write_trace_charts};
-use super::config::{ProcessConfig, ProcessOptions};
+use super::config::ProcessOptions;
 use super::observer::{PathRun, trace_path};
 use super::rows::{HeldConstraint, TraceRow, Traced, write_trace};
-use super::setup::{ISO_CLASSIFICATION, Setup, setup};
+use super::setup::{ISO_CLASSIFICATION, ProcessRun, Setup, setup};
 use crate::Outcome;
 use crate::error::{Result, invalid};
 use crate::format::{Result2, SUMMARY_FORMAT, Versioned, process_summary_1_to_2};
@@ -88,18 +87,11 @@ pub struct IsoClassificationSummary {
     pub end: PathEnd,
     /// The naive path beside it.
     pub naive: NaivePath,
-    /// Seed.
-    pub seed: u64,
-    /// Backend and device.
-    pub device: String,
-    /// Folder the data came from.
-    pub data_dir: PathBuf,
-    /// The source checkpoint.
-    pub source_checkpoint: PathBuf,
+    /// Seed, device, data, source and config of the run.
+    #[serde(flatten)]
+    pub run: ProcessRun,
     /// Wall times.
     pub wall_seconds: IsoWall,
-    /// The resolved config.
-    pub config: ProcessConfig,
 }
 
 impl Versioned for IsoClassificationSummary {
@@ -224,11 +216,7 @@ fn summarise<B: AutodiffBackend>(
             controller_max_relative_drift: naive.controller_max_relative_drift,
             end: naive.rows.last().map(PathEnd::of),
         },
-        seed: cfg.process.seed,
-        device: device_name::<B>(device),
-        data_dir: setup.domains.dir.clone(),
-        source_checkpoint: cfg.source_checkpoint.clone(),
+        run: setup.run_record(device_name::<B>(device)),
         wall_seconds,
-        config: cfg.clone(),
     })
 }

@@ -56,6 +56,11 @@ impl Method {
         }
     }
 
+    /// Whether its trace follows a data path in t (fine-tuning's t is the budget spent).
+    pub fn follows_a_path(self) -> bool {
+        !matches!(self, Method::FineTune | Method::FineTuneAtEnd)
+    }
+
     /// The stem of its trace (`<stem>.jsonl`, `<stem>.csv`): ours is `trace`.
     pub fn trace_stem(self) -> &'static str {
         match self {

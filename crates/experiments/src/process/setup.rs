@@ -8,6 +8,7 @@ use burn::tensor::backend::AutodiffBackend;
 use fep_data::Domains;
 use fep_models::assemble::{Assembled, system_from_checkpoint};
 use fep_thermo::Multipliers;
+use serde::{Deserialize, Serialize};
 
 use super::config::{
     ISO_CLASSIFICATION_CONFIG, ISO_CLASSIFICATION_OUT, ProcessConfig, ProcessOptions,
@@ -28,6 +29,17 @@ pub(crate) struct Setup {
 }
 
 impl Setup {
+    /// The record of this run in its summary, on `device`.
+    pub fn run_record(&self, device: String) -> ProcessRun {
+        ProcessRun {
+            seed: self.cfg.process.seed,
+            device,
+            data_dir: self.domains.dir.clone(),
+            source_checkpoint: self.cfg.source_checkpoint.clone(),
+            config: self.cfg.clone(),
+        }
+    }
+
     /// (lambda, gamma) of the source checkpoint, where every path starts.
     pub fn source_multipliers(&self) -> Result<Multipliers> {
         let header = fep_models::checkpoint::read_header(&self.cfg.source_checkpoint)?;
@@ -111,4 +123,20 @@ pub(crate) fn setup(options: &ProcessOptions, defaults: &Defaults) -> Result<Set
         saver,
         resume,
     })
+}
+
+/// What identifies a process run: its seed (of the process and the baselines), the
+/// backend and device, the data folder, the source checkpoint and the resolved config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessRun {
+    /// Seed of the process and the baselines.
+    pub seed: u64,
+    /// Backend and device.
+    pub device: String,
+    /// Folder the data came from.
+    pub data_dir: PathBuf,
+    /// The source checkpoint.
+    pub source_checkpoint: PathBuf,
+    /// The resolved config.
+    pub config: ProcessConfig,
 }

@@ -20,70 +20,60 @@ use crate::train_source::{TrainSourceOptions, train_source};
 
 type B = burn::backend::Autodiff<burn::backend::Flex>;
 
-const TRAIN: &str = r#"
-[data]
-kind = "mnist"
-source_classes = [0, 1]
-validation_size = 64
-train_limit = 256
-test_limit = 64
-binarization = "dynamic"
-[model]
-architecture = "mnist-small"
-latent_dim = 4
-num_classes = 10
-[training]
-lambda = 2.0
-gamma = 2.0
-epochs = 2
-batch_size = 32
-learning_rate = 3e-3
-num_z = 1
-seed = 3
-eval_batch_size = 128
-"#;
+/// The shipped config `experiments/<name>`, shrunk for a test by `edits` (`section.key`
+/// to a TOML value).
+fn shipped(name: &str, edits: &[(&str, toml::Value)]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../experiments")
+        .join(name);
+    let text = std::fs::read_to_string(&path).expect("a shipped config");
+    let mut doc: toml::Table = toml::from_str(&text).expect("valid TOML");
+    for (key, value) in edits {
+        let table = match key.split_once('.') {
+            Some((section, _)) => doc
+                .get_mut(section)
+                .and_then(toml::Value::as_table_mut)
+                .expect("the section exists"),
+            None => &mut doc,
+        };
+        let field = key.rsplit('.').next().expect("a key");
+        table.insert(field.to_string(), value.clone());
+    }
+    toml::to_string(&doc).expect("serialises")
+}
 
-/// A transfer from `checkpoint` to two digits disjoint from the source's, sized for a
-/// test, with every baseline.
-fn tiny_transfer(checkpoint: &Path) -> String {
-    format!(
-        r#"
-source_checkpoint = "{}"
-[data]
-kind = "mnist"
-source_classes = [0, 1]
-target_classes = [2, 3]
-validation_size = 64
-train_limit = 256
-test_limit = 64
-binarization = "dynamic"
-[process]
-lambda_end = 1.5
-steps = 2
-equilibration_steps = 8
-learning_rate = 5e-4
-batch_size = 32
-relative_tolerance = 0.2
-max_corrector_iterations = 2
-probe_size = 48
-gradient_probe_size = 24
-test_samples = 2
-seed = 4
-[ift]
-relative_damping = 1e-2
-cg_tolerance = 1e-3
-cg_max_iterations = 2
-max_accepted_residual = 1000.0
-hvp = {{ kind = "finite-difference", relative_step = 1e-3 }}
-"#,
-        checkpoint.display()
-    )
+/// `{ rule = "fixed-steps", steps = n }`.
+fn fixed_steps(n: i64) -> toml::Value {
+    let mut rule = toml::Table::new();
+    rule.insert("rule".into(), toml::Value::String("fixed-steps".into()));
+    rule.insert("steps".into(), toml::Value::Integer(n));
+    toml::Value::Table(rule)
+}
+
+/// Two digits each way, a few hundred images: the data of every config here.
+fn tiny_data() -> Vec<(&'static str, toml::Value)> {
+    let classes = |c: [i64; 2]| toml::Value::Array(c.map(toml::Value::Integer).to_vec());
+    vec![
+        ("data.source_classes", classes([0, 1])),
+        ("data.target_classes", classes([2, 3])),
+        ("data.validation_size", toml::Value::Integer(64)),
+        ("data.train_limit", toml::Value::Integer(256)),
+        ("data.test_limit", toml::Value::Integer(64)),
+    ]
 }
 
 /// A trained tiny source and the transfer options around it, in `dir`.
 fn prepared(dir: &Path) -> ProcessOptions {
+    let int = toml::Value::Integer;
+    let mut edits = tiny_data();
+    edits.retain(|(k, _)| *k != "data.target_classes");
+    edits.extend([
+        ("model.latent_dim", int(4)),
+        ("training.epochs", int(2)),
+        ("training.eval_batch_size", int(128)),
+    ]);
     let train = dir.join("train.toml");
-    std::fs::write(&train, TRAIN).expect("write the training config");
+    std::fs::write(&train, shipped("train-source.toml", &edits)).expect("write the config");
     let source = dir.join("source");
     let trained = train_source::<B>(
         &Default::default(),
@@ -94,9 +84,23 @@ fn prepared(dir: &Path) -> ProcessOptions {
         },
     )
     .expect("the tiny source trains");
+    let checkpoint = trained.summary.checkpoint.display().to_string();
+    let mut edits = tiny_data();
+    edits.extend([
+        ("source_checkpoint", toml::Value::String(checkpoint)),
+        ("process.steps", int(2)),
+        ("process.equilibration_steps", int(8)),
+        ("process.equilibrium", fixed_steps(8)),
+        ("process.relative_tolerance", toml::Value::Float(0.2)),
+        ("process.max_corrector_iterations", int(2)),
+        ("process.probe_size", int(48)),
+        ("process.gradient_probe_size", int(24)),
+        ("process.test_samples", int(2)),
+        ("ift.cg_max_iterations", int(2)),
+    ]);
     let config = dir.join("transfer.toml");
-    std::fs::write(&config, tiny_transfer(&trained.summary.checkpoint))
-        .expect("write the transfer config");
+    std::fs::write(&config, shipped("transfer-iso-classification.toml", &edits))
+        .expect("write the config");
     ProcessOptions {
         config: Some(config),
         out: Some(dir.join("transfer")),
@@ -104,13 +108,13 @@ fn prepared(dir: &Path) -> ProcessOptions {
     }
 }
 
-/// A sixth method as a test would add one: one function behind [`super::MethodRun`]. It
-/// trains at the source's multipliers on the target for the whole budget at once.
-fn all_at_once<B: AutodiffBackend>(
+/// Trains at the source's multipliers on the target for `fraction` of the budget at once.
+fn at_once<B: AutodiffBackend>(
     system: &mut DeepSystem<B>,
     c: &MethodContext<'_>,
+    fraction: f64,
 ) -> Result<Vec<TraceRow>> {
-    let steps = c.budget.optimizer_steps as usize;
+    let steps = (fraction * c.budget.optimizer_steps as f64).round() as usize;
     let row = spend_the_rest(
         system,
         c.domains(),
@@ -122,21 +126,21 @@ fn all_at_once<B: AutodiffBackend>(
     Ok(vec![row])
 }
 
+/// A sixth method as a test would add one: one function behind [`super::MethodRun`], the
+/// whole budget at the source's multipliers on the target.
+fn all_at_once<B: AutodiffBackend>(
+    system: &mut DeepSystem<B>,
+    c: &MethodContext<'_>,
+) -> Result<Vec<TraceRow>> {
+    at_once(system, c, 1.0)
+}
+
 /// A method that stops at half the budget: the driver refuses it.
 fn half_the_budget<B: AutodiffBackend>(
     system: &mut DeepSystem<B>,
     c: &MethodContext<'_>,
 ) -> Result<Vec<TraceRow>> {
-    let steps = (c.budget.optimizer_steps / 2) as usize;
-    let row = spend_the_rest(
-        system,
-        c.domains(),
-        c.start,
-        steps,
-        c.budget,
-        &Instant::now(),
-    )?;
-    Ok(vec![row])
+    at_once(system, c, 0.5)
 }
 
 /// A method that must not run (its result was recorded before).

@@ -17,12 +17,12 @@ use serde_json::{Map, Value};
 
 use super::baselines::{BaselineBudget, MethodContext, MethodRun, runner};
 use super::charts::{ChartSpec, write_trace_charts};
-use super::config::{ProcessConfig, ProcessOptions};
+use super::config::ProcessOptions;
 use super::measure::HeldValues;
 use super::method::Method;
 use super::observer::{PathRun, trace_path};
 use super::rows::{HeldConstraint, TraceRow, Traced, max_controller_drift, max_drift, write_trace};
-use super::setup::{Setup, TRANSFER, setup};
+use super::setup::{ProcessRun, Setup, TRANSFER, setup};
 use crate::Outcome;
 use crate::error::{Result, invalid};
 use crate::format::{Result2, SUMMARY_FORMAT, Versioned, process_summary_1_to_2};
@@ -108,18 +108,11 @@ pub struct TransferSummary {
     pub end: Option<Multipliers>,
     /// The compute budget.
     pub budget: Budget,
-    /// Seed of the process and the baselines.
-    pub seed: u64,
-    /// Backend and device.
-    pub device: String,
-    /// Folder the data came from.
-    pub data_dir: PathBuf,
-    /// The source checkpoint.
-    pub source_checkpoint: PathBuf,
+    /// Seed, device, data, source and config of the run.
+    #[serde(flatten)]
+    pub run: ProcessRun,
     /// Wall times.
     pub wall_seconds: TransferWall,
-    /// The resolved config.
-    pub config: ProcessConfig,
 }
 
 impl Versioned for TransferSummary {
@@ -395,12 +388,8 @@ fn summarise<B: AutodiffBackend>(
             probe_gradients: ours.probe_gradients,
             note: BUDGET_NOTE.into(),
         },
-        seed: cfg.process.seed,
-        device: device_name::<B>(device),
-        data_dir: setup.domains.dir.clone(),
-        source_checkpoint: cfg.source_checkpoint.clone(),
+        run: setup.run_record(device_name::<B>(device)),
         wall_seconds: wall,
-        config: cfg.clone(),
     })
 }
 

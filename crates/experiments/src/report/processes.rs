@@ -20,7 +20,7 @@ pub(super) fn iso_section(
         s.end.lambda,
         s.held.c0,
         s.integrator,
-        label(&s.device, &s.data_dir, s.seed, s.wall_seconds.total),
+        label(&s.run.device, &s.run.data_dir, s.run.seed, s.wall_seconds.total),
         independence_note(s.held.test_samples, s.held.c0_test)
     )
     .map_err(fmt_error)?;
@@ -126,12 +126,12 @@ pub(super) fn transfer_section(md: &mut String, s: &TransferSummary, fig: &Figur
     writeln!(
         md,
         "C on the {} probe of p_t held at C0 = {:.4}; {} path steps, t = s^{}; {} Adam steps of budget for every method; {}. {}\n",
-        s.config.process.probe_split.describe(),
+        s.run.config.process.probe_split.describe(),
         s.held.c0,
-        s.config.process.steps,
-        s.config.process.data_exponent,
+        s.run.config.process.steps,
+        s.run.config.process.data_exponent,
         s.budget.optimizer_steps,
-        label(&s.device, &s.data_dir, s.seed, s.wall_seconds.total),
+        label(&s.run.device, &s.run.data_dir, s.run.seed, s.wall_seconds.total),
         independence_note(s.held.test_samples, s.held.c0_test)
     )
     .map_err(fmt_error)?;

@@ -157,9 +157,12 @@ fn summarise(
     }
 }
 
+/// A path in (lambda, gamma) with its legend.
+type LabelledPath = (String, Vec<(f64, f64)>);
+
 /// The process path of `path_trace`, to draw across the maps (none where not given or
 /// not found).
-fn path_overlay(cfg: &SurfaceConfig) -> Result<Option<(String, Vec<(f64, f64)>)>> {
+fn path_overlay(cfg: &SurfaceConfig) -> Result<Option<LabelledPath>> {
     Ok(match &cfg.path_trace {
         Some(trace) if trace.is_file() => {
             let points: Vec<PathPoint> = read_jsonl(trace)?;
