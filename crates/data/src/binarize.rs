@@ -26,7 +26,6 @@ pub enum Binarization {
 }
 
 impl Binarization {
-
     /// Appends the converted `pixels` of example `index` in epoch `epoch` to `out`.
     pub fn extend_into(&self, pixels: &[u8], epoch: u64, index: usize, out: &mut Vec<f32>) {
         match *self {

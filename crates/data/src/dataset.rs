@@ -402,7 +402,6 @@ impl ImageDataset {
             .map(|s| if denom > 0.0 { s as f64 / denom } else { 0.0 })
             .collect()
     }
-
 }
 
 impl Dataset<ImageItem> for ImageDataset {
