@@ -138,13 +138,13 @@ bench-peers:
     cargo build --release --bin fep
     bash benchmarks/peers/run.sh runs/bench-peers target/release/fep
 
-# PyTorch reproduces fep's numbers (needs python3 with torch and numpy; not part of `cargo
-# test`): the train-source model, the final model of a transfer (run with --no-baselines
-# here if absent) and a one-epoch mnist-paper model (BatchNorm) are exported, measured by
-# `fep evaluate` and by benchmarks/peers/load_fep.py on the same 1,000 test images and noise
-# draws (relative agreement within 1e-4 required), and imported back (the same evaluation to
-# the last bit). docs/MODEL_EXCHANGE.md has the numbers measured (about 12 minutes on 2 cores
-# without the runs present, most of it the transfer and the mnist-paper epoch).
+# The train-source model, the final model of a transfer (run with --no-baselines here if
+# absent) and a one-epoch mnist-paper model (BatchNorm) are exported, measured by `fep
+# evaluate` and by benchmarks/peers/load_fep.py on the same 1,000 test images and noise draws
+# (relative agreement within 1e-4 required), and imported back (the same evaluation to the
+# last bit); about 12 minutes on 2 cores without the runs present, most of it the transfer and
+# the mnist-paper epoch. Needs python3 with torch and numpy; not part of `cargo test`.
+# PyTorch reproduces fep's numbers (docs/MODEL_EXCHANGE.md).
 torch-compare: _source
     cargo build --release --no-default-features --features {{features}} --bin fep
     FEP="target/release/fep --backend {{backend}}" bash benchmarks/peers/compare_fep.sh train-source runs/train-source/checkpoint.ckpt experiments/train-source.toml
@@ -154,8 +154,8 @@ torch-compare: _source
     EVAL_ARGS="--binarization none" FEP="target/release/fep --backend {{backend}}" bash benchmarks/peers/compare_fep.sh mnist-paper runs/torch-compare/paper-run/checkpoint.ckpt experiments/train-source-paper.toml
     python3 benchmarks/peers/load_fep.py --summary runs/torch-compare
 
-# The same for the other decoders, priors and classifiers and for cifar-resnet (one epoch each
-# on bundled data: benchmarks/peers/variants/*.toml; about 2 minutes).
+# One epoch each on bundled data (benchmarks/peers/variants/*.toml; about 2 minutes).
+# torch-compare for the other decoders, priors and classifiers, and for cifar-resnet.
 torch-compare-variants:
     cargo build --release --no-default-features --features {{features}} --bin fep
     for v in mnist-small-vamp mnist-paper-mixture cifar-resnet; do {{fep}} train-source --config benchmarks/peers/variants/$v.toml --out runs/torch-compare/variants/$v --force; done
