@@ -50,32 +50,54 @@ impl std::fmt::Display for EvalSplit {
     }
 }
 
-/// What to evaluate and on what.
+/// What to evaluate and on what (the options of `fep evaluate`).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct EvaluateOptions {
-    /// The checkpoint.
+    /// The saved model (any `.ckpt` written by fep).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub checkpoint: PathBuf,
-    /// Folder with the dataset files (default: the bundled subset).
+    /// Folder with the dataset files (default: the bundled subset); the full MNIST after `fep data fetch mnist`.
+    #[cfg_attr(feature = "cli", arg(long))]
     pub data_dir: Option<PathBuf>,
-    /// Dataset family.
+    /// Dataset family (mnist or cifar10).
+    #[cfg_attr(feature = "cli", arg(long, default_value = "mnist"))]
     pub kind: DatasetKind,
-    /// Classes (default: the checkpoint's source classes).
+    /// Classes, comma-separated (default: the source classes the checkpoint records).
+    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ','))]
     pub classes: Option<Vec<u8>>,
-    /// The split.
+    /// Split: test, train or validation (the held-out end of the training split).
+    #[cfg_attr(feature = "cli", arg(long, default_value = "test"))]
     pub split: EvalSplit,
-    /// Examples held out of the training split as validation (as in the experiments).
+    /// Examples per task held out of the training split as validation (as in the experiments).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 500))]
     pub validation_size: usize,
-    /// Noise draws per example.
+    /// Fresh noise draws per example.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 8))]
     pub samples: usize,
-    /// Seed of the draws (and of the binarisation).
+    /// Seed of the draws and of the binarisation.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1))]
     pub seed: u64,
-    /// Binarisation of the inputs.
+    /// Binarisation of the inputs: dynamic (as the experiments train), static or none.
+    #[cfg_attr(feature = "cli", arg(long, default_value = "dynamic", value_parser = parse_binarization))]
     pub binarization: BinarizationKind,
-    /// Only the first `limit` examples of the split (all where `None`).
+    /// Only the first N examples of the split (all where absent).
+    #[cfg_attr(feature = "cli", arg(long))]
     pub limit: Option<usize>,
-    /// Write the examples' indices, labels, the images fed to the model, the noise drawn and
-    /// fep's per-example values to this safetensors file (see `write_inputs`).
+    /// Write the examples' indices and labels, the images fed to the model, the noise drawn
+    /// and the per-example R, D, C to this safetensors file (for benchmarks/peers/load_fep.py).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
     pub dump_inputs: Option<PathBuf>,
+}
+
+/// A binarisation by name: dynamic, static or none.
+pub fn parse_binarization(s: &str) -> std::result::Result<BinarizationKind, String> {
+    match s {
+        "dynamic" => Ok(BinarizationKind::Dynamic),
+        "static" => Ok(BinarizationKind::Static),
+        "none" => Ok(BinarizationKind::None),
+        _ => Err(format!("`{s}`: expected dynamic, static or none")),
+    }
 }
 
 /// The result of `evaluate`.

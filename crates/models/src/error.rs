@@ -37,7 +37,7 @@ pub enum ModelError {
     /// A safetensors file could not be written, read or matched to the model (boxed: the
     /// error names files, tensors and shapes, and would make every `Result` large).
     #[error(transparent)]
-    Export(Box<crate::export::ExportError>),
+    Export(Box<crate::export::error::ExportError>),
     /// A data error (file, batch or index).
     #[error(transparent)]
     Data(#[from] fep_data::DataError),
@@ -46,8 +46,8 @@ pub enum ModelError {
     Thermo(#[from] fep_thermo::ThermoError),
 }
 
-impl From<crate::export::ExportError> for ModelError {
-    fn from(e: crate::export::ExportError) -> Self {
+impl From<crate::export::error::ExportError> for ModelError {
+    fn from(e: crate::export::error::ExportError) -> Self {
         ModelError::Export(Box::new(e))
     }
 }

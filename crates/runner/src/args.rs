@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 use fep_experiments::bench::{BenchOptions, ReferenceOptions};
+use fep_experiments::evaluate::EvaluateOptions;
 use fep_experiments::process::ProcessOptions;
 use fep_experiments::seeds::SeedsOptions;
 use fep_experiments::surface::SurfaceOptions;
@@ -188,71 +189,12 @@ pub enum BenchWhat {
 /// `fep evaluate`.
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
-    /// The saved model (any `.ckpt` written by fep).
-    #[arg(long)]
-    pub checkpoint: PathBuf,
-    /// Folder with the dataset files (default: the bundled subset); the full MNIST after `fep data fetch mnist`.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Dataset family (mnist or cifar10).
-    #[arg(long, default_value = "mnist")]
-    pub kind: fep_data::DatasetKind,
-    /// Classes, comma-separated (default: the source classes the checkpoint records).
-    #[arg(long, value_delimiter = ',')]
-    pub classes: Option<Vec<u8>>,
-    /// Split: test, train or validation (the held-out end of the training split).
-    #[arg(long, default_value = "test")]
-    pub split: fep_experiments::evaluate::EvalSplit,
-    /// Examples per task held out of the training split as validation.
-    #[arg(long, default_value_t = 500)]
-    pub validation_size: usize,
-    /// Fresh noise draws per example.
-    #[arg(long, default_value_t = 8)]
-    pub samples: usize,
-    /// Seed of the draws and of the binarisation.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Binarisation of the inputs: dynamic (as the experiments train), static or none.
-    #[arg(long, default_value = "dynamic", value_parser = parse_binarization)]
-    pub binarization: fep_data::BinarizationKind,
-    /// Only the first N examples of the split.
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// Write the examples' indices and labels, the images fed to the model, the noise drawn
-    /// and the per-example R, D, C to this safetensors file (for benchmarks/peers/load_fep.py).
-    #[arg(long, value_name = "FILE")]
-    pub dump_inputs: Option<PathBuf>,
+    /// What to evaluate and on what.
+    #[command(flatten)]
+    pub options: EvaluateOptions,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
-}
-
-fn parse_binarization(s: &str) -> Result<fep_data::BinarizationKind, String> {
-    match s {
-        "dynamic" => Ok(fep_data::BinarizationKind::Dynamic),
-        "static" => Ok(fep_data::BinarizationKind::Static),
-        "none" => Ok(fep_data::BinarizationKind::None),
-        _ => Err(format!("`{s}`: expected dynamic, static or none")),
-    }
-}
-
-impl EvaluateArgs {
-    /// The typed options.
-    pub fn options(&self) -> fep_experiments::evaluate::EvaluateOptions {
-        fep_experiments::evaluate::EvaluateOptions {
-            checkpoint: self.checkpoint.clone(),
-            data_dir: self.data_dir.clone(),
-            kind: self.kind,
-            classes: self.classes.clone(),
-            split: self.split,
-            validation_size: self.validation_size,
-            samples: self.samples,
-            seed: self.seed,
-            binarization: self.binarization,
-            limit: self.limit,
-            dump_inputs: self.dump_inputs.clone(),
-        }
-    }
 }
 
 /// `fep aggregate`.

@@ -327,7 +327,7 @@ fn run_on<B: AutodiffBackend>(device: &B::Device, command: &Command) -> Result<(
         },
         Command::Surface(a) => surface_command::<B>(device, a)?,
         Command::Evaluate(a) => {
-            let s = fep_experiments::evaluate::evaluate::<B>(device, &a.options())?;
+            let s = fep_experiments::evaluate::evaluate::<B>(device, &a.options)?;
             if a.json {
                 print_json(&s)?;
             } else {
