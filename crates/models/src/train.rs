@@ -410,12 +410,6 @@ impl<B: AutodiffBackend> Trainer<B> {
         self.model = Some(model);
     }
 
-    /// The model, consuming the trainer.
-    pub fn into_model(self) -> FepModel<B> {
-        self.model
-            .expect("the model is only absent inside an optimiser step")
-    }
-
     /// Optimiser steps per epoch of `data` (incomplete last batches are dropped).
     pub fn steps_per_epoch(&self, data: &impl TrainingData) -> usize {
         data.len() / self.config.batch_size
