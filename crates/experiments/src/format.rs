@@ -6,7 +6,7 @@
 //! | format | what changed |
 //! |---|---|
 //! | 1 (no `format` field) | the first layout: held-constraint fields added over time (`c0_test`, `controller_max_relative_drift`, `test_samples`), `[baselines]` as one boolean per method, wall time of ours under `process`, the surface's `equilibrium` optional |
-//! | 2 | `format` field; `[baselines] methods = [...]`; wall times keyed by method (`iso_classification` for ours); every held-constraint field present (`test_samples = 0`: not measured on the test splits) |
+//! | 2 | `format` field; `[baselines] methods = [...]`; wall times keyed by method (`iso_classification` for ours); every held-constraint field present (`test_samples = 0`: not measured on the test splits); the largest drift's standard error, paired with the start (`max_relative_drift_se`, 0 in upgraded files), and the test examples it is measured on (`test_examples`, source and target) |
 
 use std::path::Path;
 
@@ -67,6 +67,9 @@ pub fn upgrade<T: Versioned>(value: Value) -> std::result::Result<Value, String>
 /// fields that format 1 could lack (0: not measured), and `[baselines]` booleans as a
 /// methods list.
 pub(crate) fn process_summary_1_to_2(map: &mut Map<String, Value>) -> Result2 {
+    // Format 2 reports the drift's standard error and the test examples (not in format 1).
+    map.entry("max_relative_drift_se").or_insert(json!(0));
+    map.entry("test_examples").or_insert(json!([0, 0]));
     if !map.contains_key("test_samples") {
         // Not measured on the test splits: `max_relative_drift` was the controller's.
         map.insert("test_samples".into(), json!(0));

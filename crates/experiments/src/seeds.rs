@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, invalid};
 use crate::format::{Versioned, read_summary};
 use crate::io::write_json;
+use crate::process::rows::{max_drift_se, outside_band};
 use crate::process::{
     IsoClassificationSummary, MethodResult, ProcessOptions, TransferSummary, iso_classification,
     transfer,
@@ -83,7 +84,8 @@ impl MethodSpread {
 }
 
 /// How one seed's path held C: the steps whose independent drift (test splits, fresh
-/// noise) left the band, and the worst one.
+/// noise) left the band by more than two of its standard errors, the worst one, and the
+/// mean |drift| over the path.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeedBand {
     /// The seed.
@@ -92,10 +94,15 @@ pub struct SeedBand {
     pub band: f64,
     /// Accepted points of the path, the start included.
     pub points: usize,
-    /// The t (or s) of every point outside the band, with its drift.
-    pub outside: Vec<(f64, f64)>,
+    /// The t (or s), drift and its standard error of every point outside the band by more
+    /// than two standard errors (`|drift| > band + 2 se`).
+    pub outside: Vec<(f64, f64, f64)>,
     /// The largest |drift| and where.
     pub worst: (f64, f64),
+    /// Its standard error (paired with the start on the same examples and draws).
+    pub worst_se: f64,
+    /// Mean |drift| over the points after the start.
+    pub mean_abs_drift: f64,
     /// For scale: the median over the points of the standard error of C on the test splits
     /// relative to C0 (the spread that the finite test splits put on C itself; a drift is a
     /// paired difference on the same examples, whose error is smaller).
@@ -115,12 +122,18 @@ impl SeedBand {
         let worst = drifts.iter().copied().fold((0.0f64, 0.0f64), |w, d| {
             if d.1.abs() > w.1.abs() { d } else { w }
         });
+        let after_start = drifts.len().saturating_sub(1).max(1) as f64;
         Ok(Self {
             seed,
             band,
             points: drifts.len(),
-            outside: drifts.into_iter().filter(|(_, d)| d.abs() > band).collect(),
+            outside: outside_band(&rows, band, 2.0)
+                .into_iter()
+                .map(|r| (r.t, r.test.relative_drift, r.test.relative_drift_se))
+                .collect(),
             worst,
+            worst_se: max_drift_se(&rows),
+            mean_abs_drift: drifts.iter().skip(1).map(|d| d.1.abs()).sum::<f64>() / after_start,
             relative_standard_error,
         })
     }
@@ -132,23 +145,31 @@ impl SeedBand {
             "; for scale, the standard error of C itself on these test splits is {:.1}% of C0",
             100.0 * self.relative_standard_error
         );
+        let mean = format!("; mean |drift| {:.2}%", 100.0 * self.mean_abs_drift);
         if self.outside.is_empty() {
             format!(
-                "seed {}: within {:.0}% of C0 at all {} points (largest {:+.2}% at {coordinate} = {:.3}){noise}",
+                "seed {}: within {:.0}% of C0 (up to two standard errors) at all {} points (largest {:+.2} +- {:.2}% at {coordinate} = {:.3}){mean}{noise}",
                 self.seed,
                 100.0 * self.band,
                 self.points,
                 100.0 * self.worst.1,
+                100.0 * self.worst_se,
                 self.worst.0
             )
         } else {
             let list: Vec<String> = self
                 .outside
                 .iter()
-                .map(|(t, d)| format!("{:+.1}% at {coordinate} = {t:.3}", 100.0 * d))
+                .map(|(t, d, se)| {
+                    format!(
+                        "{:+.1} +- {:.1}% at {coordinate} = {t:.3}",
+                        100.0 * d,
+                        100.0 * se
+                    )
+                })
                 .collect();
             format!(
-                "seed {}: outside {:.0}% of C0 at {} of {} points: {}{noise}",
+                "seed {}: outside {:.0}% of C0 by more than two standard errors at {} of {} points: {}{mean}{noise}",
                 self.seed,
                 100.0 * self.band,
                 self.outside.len(),

@@ -273,6 +273,35 @@ impl<B: AutodiffBackend> DeepSystem<B> {
         )
     }
 
+    /// [`DeepSystem::measure`], with C of every example of `dataset` (its mean over the
+    /// draws, in dataset order): what a later measurement on the same examples and draws
+    /// is paired with.
+    pub fn measure_per_example(
+        &self,
+        dataset: &ImageDataset,
+        samples: usize,
+        seed: u64,
+    ) -> Result<(crate::measure::Measurement, Vec<f64>)> {
+        let mut per_example = vec![0.0; dataset.len()];
+        let mut collect = |b: crate::measure::MeasuredBatch<'_, B::InnerBackend>| {
+            for (&i, v) in b.indices.iter().zip(b.values) {
+                per_example[i] += v[2] / samples as f64;
+            }
+            Ok(())
+        };
+        let measurement = crate::measure::measure_with(
+            &self.trainer.model().valid(),
+            dataset,
+            self.settings.binarization,
+            samples,
+            self.trainer.config.eval_batch_size,
+            seed,
+            &self.trainer.device,
+            &mut collect,
+        )?;
+        Ok((measurement, per_example))
+    }
+
     fn weights_by_domain(&self) -> [(f64, &ProbeSet<B>); 2] {
         [
             (1.0 - self.t, &self.source_probe),

@@ -93,20 +93,29 @@ pub fn iso_classification(s: &IsoClassificationSummary) {
             100.0 * end.accuracy
         );
     }
-    println!("(max |drift|: C on the test split with fresh noise, apart from the controller)");
+    println!(
+        "(max |drift|: C on the test split ({} images, {} fresh noise draws each), apart from the controller; the process's is {:.2} +- {:.2}%, its standard error paired with the start on the same examples and draws)",
+        s.held.test_examples.0,
+        s.held.test_samples,
+        100.0 * s.held.max_relative_drift,
+        100.0 * s.held.max_relative_drift_se
+    );
     equilibrium(s.held.equilibrium.as_ref());
 }
 
 fn method_line(name: &str, v: &MethodResult, drift: Option<f64>) {
+    let se = v
+        .max_relative_drift_se
+        .map_or_else(String::new, |se| format!(" +- {:.1}", 100.0 * se));
     println!(
-        "{name:<28}{:>10.2}{:>10.2}{:>10.3}{:>10.3}{:>10.4}{:>12}{:>12}",
+        "{name:<28}{:>10.2}{:>10.2}{:>10.3}{:>10.3}{:>10.4}{:>18}{:>12}",
         100.0 * v.target_accuracy,
         100.0 * v.source_accuracy,
         v.target.rate,
         v.target.distortion,
         v.target.classification,
         drift
-            .map(|d| format!("{:.2}%", 100.0 * d))
+            .map(|d| format!("{:.1}{se}%", 100.0 * d))
             .unwrap_or_else(|| "-".into()),
         v.optimizer_steps
             .map_or_else(|| "-".to_string(), |n| n.to_string())
@@ -121,14 +130,17 @@ pub fn transfer(s: &TransferSummary) {
         s.held.c0, s.held.c0_test, s.held.test_samples
     );
     println!(
-        "{:<28}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}{:>12}",
-        "method", "target %", "source %", "R", "D", "C", "max |drift|", "Adam steps"
+        "{:<28}{:>10}{:>10}{:>10}{:>10}{:>10}{:>18}{:>12}",
+        "method", "target %", "source %", "R", "D", "C", "max |drift| +- se", "Adam steps"
     );
     for (method, result) in s.methods() {
         method_line(method.name(), result, result.max_relative_drift);
     }
     println!(
-        "(R, D, C on the target test set; max |drift|: C on p_t from the test splits with fresh noise, apart from the controller, whose own probe drift was {:.2}%)",
+        "(R, D, C on the target test set; max |drift|: C on p_t from the test splits ({} source and {} target test images, {} fresh noise draws each), apart from the controller, with its standard error paired with the start on the same examples and draws; the controller's own probe drift was {:.2}%)",
+        s.held.test_examples.0,
+        s.held.test_examples.1,
+        s.held.test_samples,
         100.0 * s.held.controller_max_relative_drift
     );
     equilibrium(s.held.equilibrium.as_ref());

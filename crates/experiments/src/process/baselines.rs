@@ -90,7 +90,7 @@ fn paper_heuristic_run<B: AutodiffBackend>(
         cfg.process.lambda_end,
         c.steps(),
         &cfg.baselines,
-        c.budget,
+        &c.budget,
     )
 }
 
@@ -120,7 +120,7 @@ fn schedule_only<B: AutodiffBackend>(
             c.domains(),
             m,
             rest,
-            c.budget,
+            &c.budget,
             &clock,
         )?);
     }
@@ -130,7 +130,7 @@ fn schedule_only<B: AutodiffBackend>(
 /// What every baseline shares with the process: the budget of Adam steps, how many of
 /// the last iterates of each training phase are averaged (the process's equilibrations
 /// return the mean of their last window), the held values and the test measurement.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BaselineBudget {
     /// Adam steps in all (the process's).
     pub optimizer_steps: u64,
@@ -151,7 +151,7 @@ pub fn fine_tune<B: AutodiffBackend>(
     at: Multipliers,
     label: &str,
 ) -> Result<Vec<TraceRow>> {
-    let (domains, checkpoints, budget) = (c.domains(), c.steps(), c.budget);
+    let (domains, checkpoints, budget) = (c.domains(), c.steps(), &c.budget);
     let clock = Instant::now();
     system.reset_optimizer();
     let row_at = |t, trained| RowAt { t, m: at, trained };
@@ -159,7 +159,7 @@ pub fn fine_tune<B: AutodiffBackend>(
         system,
         domains,
         row_at(0.0, 0),
-        budget.c0,
+        &budget.c0,
         budget.test,
         &clock,
     )?];
@@ -175,7 +175,7 @@ pub fn fine_tune<B: AutodiffBackend>(
             system,
             domains,
             row_at(1.0, trained),
-            budget.c0,
+            &budget.c0,
             budget.test,
             &clock,
         )?;
@@ -202,7 +202,7 @@ pub fn paper_heuristic<B: AutodiffBackend>(
     lambda_min: f64,
     n: usize,
     settings: &BaselineSettings,
-    budget: BaselineBudget,
+    budget: &BaselineBudget,
 ) -> Result<Vec<TraceRow>> {
     let clock = Instant::now();
     let per_train = ((budget.optimizer_steps as usize) / (2 * n.max(1))).max(1);
@@ -218,7 +218,7 @@ pub fn paper_heuristic<B: AutodiffBackend>(
         system,
         domains,
         first,
-        budget.c0,
+        &budget.c0,
         budget.test,
         &clock,
     )?];
@@ -250,7 +250,7 @@ pub fn paper_heuristic<B: AutodiffBackend>(
             system,
             domains,
             RowAt { t: r, m, trained },
-            budget.c0,
+            &budget.c0,
             budget.test,
             &clock,
         )?;
@@ -273,7 +273,7 @@ pub fn spend_the_rest<B: AutodiffBackend>(
     domains: &Domains,
     m: Multipliers,
     steps: usize,
-    budget: BaselineBudget,
+    budget: &BaselineBudget,
     clock: &Instant,
 ) -> Result<TraceRow> {
     system.set_data_position(1.0)?;
@@ -287,7 +287,7 @@ pub fn spend_the_rest<B: AutodiffBackend>(
             m,
             trained: steps,
         },
-        budget.c0,
+        &budget.c0,
         budget.test,
         clock,
     )

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::charts::{ChartSpec, write_trace_charts};
 use super::config::ProcessOptions;
 use super::observer::{PathRun, trace_path};
-use super::rows::{HeldConstraint, TraceRow, Traced, write_trace};
+use super::rows::{HeldConstraint, TraceRow, Traced, max_drift_se, write_trace};
 use super::setup::{ISO_CLASSIFICATION, ProcessRun, Setup, setup};
 use crate::Outcome;
 use crate::error::{Result, invalid};
@@ -52,6 +52,8 @@ impl PathEnd {
 pub struct NaivePath {
     /// Largest relative drift of C on the test split (fresh noise).
     pub max_relative_drift: f64,
+    /// Its standard error, paired with the start on the same examples and draws.
+    pub max_relative_drift_se: f64,
     /// Largest relative drift of C on the controller's probe.
     pub controller_max_relative_drift: f64,
     /// Where it ends.
@@ -102,6 +104,7 @@ impl Versioned for IsoClassificationSummary {
             naive
                 .entry("controller_max_relative_drift")
                 .or_insert(json!(0));
+            naive.entry("max_relative_drift_se").or_insert(json!(0));
         }
         Ok(())
     }
@@ -213,6 +216,7 @@ fn summarise<B: AutodiffBackend>(
         end: PathEnd::of(last),
         naive: NaivePath {
             max_relative_drift: naive.max_relative_drift,
+            max_relative_drift_se: max_drift_se(&naive.rows),
             controller_max_relative_drift: naive.controller_max_relative_drift,
             end: naive.rows.last().map(PathEnd::of),
         },

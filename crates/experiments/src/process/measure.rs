@@ -9,8 +9,8 @@ use fep_data::Domains;
 use fep_models::system::DeepSystem;
 use fep_thermo::{EquilibriumReport, Multipliers, ThermodynamicSystem};
 
-use super::rows::{SplitMeasurement, TestRow, TraceRow};
-use crate::error::Result;
+use super::rows::{SplitMeasurement, TestRow, TestStart, TraceRow};
+use crate::error::{Result, invalid};
 
 /// How rows are measured on the test splits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,25 +21,33 @@ pub struct TestMeasure {
     pub seed: u64,
 }
 
-/// The system's current model on both test splits, C mixed at data position `t`; the
-/// drift against `c0` (none yet at the start: 0).
+/// The system's current model on both test splits, C mixed at data position `t`, and the
+/// drift `(C - C0) / C0` against `start` with its standard error, paired on the same
+/// examples and draws (none yet at the start: drift 0). Also returns each source test
+/// example's C (the start of a trace keeps them).
+///
+/// With `s_i` and `s0_i` the C of source example i now and at the start (n_s of them) and
+/// `T_j` that of target example j (n_t), the numerator `C - C0` is
+/// `mean_i a_i + mean_j b_j` with `a_i = (1 - t) s_i - s0_i`, `b_j = t T_j`, so its
+/// variance is `var(a) / n_s + var(b) / n_t`; without a target `a_i = s_i - s0_i`.
 pub(crate) fn measure_on_test<B: AutodiffBackend>(
     system: &DeepSystem<B>,
     domains: &Domains,
     t: f64,
     how: TestMeasure,
-    c0: Option<f64>,
-) -> Result<TestRow> {
-    let source = system.measure(&domains.source.test, how.samples, how.seed)?;
+    start: Option<&TestStart>,
+) -> Result<(TestRow, Vec<f64>)> {
+    let (source, per_source) =
+        system.measure_per_example(&domains.source.test, how.samples, how.seed)?;
     let target = match &domains.target {
-        Some(d) => Some(system.measure(&d.test, how.samples, how.seed)?),
+        Some(d) => Some(system.measure_per_example(&d.test, how.samples, how.seed)?),
         None => None,
     };
     let (cs, ss) = (
         source.functionals.classification,
         source.standard_errors.classification,
     );
-    let (ct, st) = target.as_ref().map_or((cs, ss), |m| {
+    let (ct, st) = target.as_ref().map_or((cs, ss), |(m, _)| {
         (
             m.functionals.classification,
             m.standard_errors.classification,
@@ -47,14 +55,58 @@ pub(crate) fn measure_on_test<B: AutodiffBackend>(
     });
     let classification = (1.0 - t) * cs + t * ct;
     let classification_se = ((1.0 - t).powi(2) * ss * ss + t * t * st * st).sqrt();
-    let c0 = c0.unwrap_or(classification);
-    Ok(TestRow {
+    let (relative_drift, relative_drift_se) = match start {
+        None => (0.0, 0.0),
+        Some(start) => {
+            let per_target = target.as_ref().map(|(_, v)| v.as_slice());
+            let se = paired_drift_se(start, &per_source, per_target, t)?;
+            ((classification - start.c0) / start.c0, se / start.c0)
+        }
+    };
+    let row = TestRow {
         source: (&source).into(),
-        target: target.as_ref().map(SplitMeasurement::from),
+        target: target.as_ref().map(|(m, _)| SplitMeasurement::from(m)),
         classification,
         classification_se,
-        relative_drift: (classification - c0) / c0,
-    })
+        relative_drift,
+        relative_drift_se,
+    };
+    Ok((row, per_source))
+}
+
+/// The standard error of `C - C0` paired on the source test examples (see
+/// [`measure_on_test`]).
+fn paired_drift_se(
+    start: &TestStart,
+    source: &[f64],
+    target: Option<&[f64]>,
+    t: f64,
+) -> Result<f64> {
+    if start.source.len() != source.len() {
+        return Err(invalid(format!(
+            "the source test split has {} examples now and had {} at the start of the trace",
+            source.len(),
+            start.source.len()
+        )));
+    }
+    let weight = if target.is_some() { 1.0 - t } else { 1.0 };
+    let a: Vec<f64> = source
+        .iter()
+        .zip(&start.source)
+        .map(|(s, s0)| weight * s - s0)
+        .collect();
+    let b: Vec<f64> = target.map_or_else(Vec::new, |v| v.iter().map(|c| t * c).collect());
+    Ok((variance_of_mean(&a) + variance_of_mean(&b)).sqrt())
+}
+
+/// `var(x) / n` with the sample variance (0 for fewer than two values).
+fn variance_of_mean(x: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    if x.len() < 2 {
+        return 0.0;
+    }
+    let mean = x.iter().sum::<f64>() / n;
+    x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / ((n - 1.0) * n)
 }
 
 /// Source and target test accuracies of a test row (the source's twice without a target).
@@ -75,13 +127,13 @@ pub(crate) struct RowAt {
 }
 
 /// The held values a baseline's drifts are measured against: C0 on the controller's
-/// probe and on the test splits (both of the common start).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// probe and on the test splits (both of the common start: the source checkpoint).
+#[derive(Debug, Clone, PartialEq)]
 pub struct HeldValues {
     /// On the probe.
     pub probe: f64,
-    /// On the test splits with fresh noise.
-    pub test: f64,
+    /// On the test splits with fresh noise, with each source example's C.
+    pub test: TestStart,
 }
 
 /// A baseline's row at `at`: C on the probe of p_t, and the row on the test splits.
@@ -89,14 +141,14 @@ pub(crate) fn baseline_row<B: AutodiffBackend>(
     system: &mut DeepSystem<B>,
     domains: &Domains,
     at: RowAt,
-    c0: HeldValues,
+    c0: &HeldValues,
     how: TestMeasure,
     clock: &Instant,
 ) -> Result<TraceRow> {
     let RowAt { t, m, trained } = at;
     system.set_data_position(t)?;
     let f = system.functionals()?;
-    let test = measure_on_test(system, domains, t, how, Some(c0.test))?;
+    let (test, _) = measure_on_test(system, domains, t, how, Some(&c0.test))?;
     let (sa, ta) = accuracies(&test);
     Ok(TraceRow {
         t,
@@ -114,4 +166,40 @@ pub(crate) fn baseline_row<B: AutodiffBackend>(
         checkpoint: None,
         wall_seconds: clock.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start() -> TestStart {
+        TestStart {
+            c0: 2.0,
+            source: vec![1.0, 2.0, 3.0],
+        }
+    }
+
+    /// `C - C0 = mean_i ((1 - t) s_i - s0_i) + mean_j t T_j`, worked by hand: at t = 0.5,
+    /// a = (-0.25, -1, -1.25) with var(a)/3 = 0.0902777..., b = (1, 2) with var(b)/2 = 0.25.
+    #[test]
+    fn the_paired_standard_error_matches_the_hand_computation() {
+        let se = paired_drift_se(&start(), &[1.5, 2.0, 3.5], Some(&[2.0, 4.0]), 0.5)
+            .expect("same examples");
+        assert!(
+            (se * se - (0.270_833_333_333_333_3 / 3.0 + 0.25)).abs() < 1e-12,
+            "{se}"
+        );
+        // Without a target the pairs are the source examples alone: a = (0.5, 0, 0.5).
+        let se = paired_drift_se(&start(), &[1.5, 2.0, 3.5], None, 0.7).expect("same examples");
+        assert!((se - 1.0 / 6.0).abs() < 1e-12, "{se}");
+        // An unchanged model has no drift and no error, however spread its examples are.
+        let se = paired_drift_se(&start(), &[1.0, 2.0, 3.0], None, 0.0).expect("same examples");
+        assert_eq!(se, 0.0);
+    }
+
+    #[test]
+    fn pairs_need_the_same_examples() {
+        let err = paired_drift_se(&start(), &[1.0, 2.0], None, 0.0).expect_err("two of three");
+        assert!(err.to_string().contains("had 3"), "{err}");
+    }
 }

@@ -9,7 +9,7 @@ use fep_thermo::{ConstraintKind, Multipliers, Process, ProcessPath, StepRecord};
 
 use super::measure::{accuracies, measure_on_test};
 use super::resume::PathProgress;
-use super::rows::{TestRow, TraceRow, Traced, max_drift};
+use super::rows::{TestRow, TestStart, TraceRow, Traced, max_drift};
 use super::setup::Setup;
 use crate::error::{Result, ResultExt};
 use crate::progress::bar;
@@ -44,7 +44,7 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
         .process
         .continuation(run.constraint, &setup.cfg.ift);
     let restored = setup.resume.load_step(run.resume_key, system)?;
-    let (mut process, mut rows, mut c0_test) = match restored {
+    let (mut process, mut rows, mut start) = match restored {
         Some(p) => {
             eprintln!(
                 "{label}: resumed after step {} of the interrupted run (s = {:.3})",
@@ -54,7 +54,7 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
             let process =
                 Process::resume(system, run.path, run.constraint, continuation, p.snapshot)
                     .context_with(|| format!("resuming the {label} process"))?;
-            (process, p.rows, p.c0_test)
+            (process, p.rows, p.test_start)
         }
         None => {
             let process = Process::new(system, start, run.path, run.constraint, continuation)
@@ -65,15 +65,18 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
     let progress = bar(1000, label);
     while let Some(record) = process.next() {
         let r = record.context_with(|| format!("{label} process"))?;
-        let test = measure_on_test(
+        let (test, per_source) = measure_on_test(
             process.system(),
             &setup.domains,
             r.t,
             setup.cfg.process.test_measure(),
-            c0_test,
+            start.as_ref(),
         )
         .context_with(|| "measuring a process step on the test splits".into())?;
-        c0_test.get_or_insert(test.classification);
+        start.get_or_insert(TestStart {
+            c0: test.classification,
+            source: per_source,
+        });
         progress.set_position((r.s * 1000.0).round() as u64);
         progress.suspend(|| eprintln!("{label}: {}", step_line(&r, &test)));
         let mut row = trace_row(&r, test, &run, process.system());
@@ -88,7 +91,7 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
             snapshot: process.snapshot(),
             system: process.system().state(),
             rows: rows.clone(),
-            c0_test,
+            test_start: start.clone(),
         };
         setup
             .resume
@@ -97,7 +100,8 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
     progress.finish_and_clear();
     let result = process.finish();
     Ok(Traced {
-        c0_test: c0_test.unwrap_or(f64::NAN),
+        c0_test: start.as_ref().map_or(f64::NAN, |s| s.c0),
+        test_start: start,
         max_relative_drift: max_drift(&rows),
         rows,
         c0: result.target,

@@ -24,7 +24,7 @@ use fep_thermo::ProcessSnapshot;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::rows::TraceRow;
+use super::rows::{TestStart, TraceRow};
 use crate::error::{ExperimentError, Result, invalid};
 use crate::io::{create_dir, read_json, write_json};
 
@@ -43,8 +43,8 @@ pub(crate) struct PathProgress {
     pub system: SystemState,
     /// The trace rows so far.
     pub rows: Vec<TraceRow>,
-    /// C0 on the test splits (the first row's).
-    pub c0_test: Option<f64>,
+    /// The start on the test splits (the first row's), which later rows are paired with.
+    pub test_start: Option<TestStart>,
 }
 
 impl ResumeStore {

@@ -24,6 +24,8 @@ pub struct SplitMeasurement {
     pub accuracy: f64,
     /// Standard errors of R, D, C.
     pub standard_errors: StandardErrors,
+    /// Examples measured.
+    pub examples: usize,
 }
 
 impl From<&Measurement> for SplitMeasurement {
@@ -33,6 +35,7 @@ impl From<&Measurement> for SplitMeasurement {
             neg_elbo: m.neg_elbo,
             accuracy: m.accuracy,
             standard_errors: m.standard_errors,
+            examples: m.examples,
         }
     }
 }
@@ -52,6 +55,20 @@ pub struct TestRow {
     pub classification_se: f64,
     /// `(C - C0) / C0`, C0 measured the same way at the method's start.
     pub relative_drift: f64,
+    /// Its standard error, paired with the start on the same source examples and draws
+    /// (fresh data and noise; 0 at the start).
+    pub relative_drift_se: f64,
+}
+
+/// C at the start of a trace on the test splits: the value every later row's drift is
+/// measured against (C0 on p_0, K fresh draws per example), and each source test example's
+/// own C there (the mean over its K draws), with which later rows are paired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestStart {
+    /// C0 on the source's test split.
+    pub c0: f64,
+    /// C of each source test example at the start, in dataset order.
+    pub source: Vec<f64>,
 }
 
 /// One row of a process or baseline trace (`<name>.jsonl`, `<name>.csv`).
@@ -102,6 +119,10 @@ pub struct HeldConstraint {
     /// Largest relative drift of C on p_t along the process, measured on the test splits
     /// with fresh noise: apart from the controller.
     pub max_relative_drift: f64,
+    /// The standard error of that drift (paired with the start, [`TestRow`]).
+    pub max_relative_drift_se: f64,
+    /// Test examples of the source and the target split the drift is measured on.
+    pub test_examples: (usize, usize),
     /// Largest relative drift of C on the controller's probe (what it steers on).
     pub controller_max_relative_drift: f64,
     /// Noise draws per test example (0: the run was not measured on the test splits; see
@@ -121,6 +142,11 @@ impl HeldConstraint {
             c0: traced.c0,
             c0_test: traced.c0_test,
             max_relative_drift: traced.max_relative_drift,
+            max_relative_drift_se: max_drift_se(&traced.rows),
+            test_examples: traced.rows.first().map_or((0, 0), |r| {
+                let target = r.test.target.map_or(0, |t| t.examples);
+                (r.test.source.examples, target)
+            }),
             controller_max_relative_drift: traced.controller_max_relative_drift,
             test_samples,
             unconverged_steps: traced.rows.iter().filter(|r| !r.converged).count(),
@@ -138,6 +164,8 @@ pub struct Traced {
     pub c0: f64,
     /// C0 on the test splits with fresh noise.
     pub c0_test: f64,
+    /// The start on the test splits that every row's drift is paired with.
+    pub test_start: Option<TestStart>,
     /// Largest `|C - C0| / C0` on the test splits with fresh noise along the path.
     pub max_relative_drift: f64,
     /// Largest `|C - C0| / C0` on the controller's probe along the path.
@@ -200,6 +228,26 @@ pub fn max_drift(rows: &[TraceRow]) -> f64 {
     rows.iter()
         .map(|r| r.test.relative_drift.abs())
         .fold(0.0, f64::max)
+}
+
+/// The standard error of the largest `|relative drift|` of a trace (0 for an empty one).
+pub fn max_drift_se(rows: &[TraceRow]) -> f64 {
+    rows.iter()
+        .max_by(|a, b| {
+            a.test
+                .relative_drift
+                .abs()
+                .total_cmp(&b.test.relative_drift.abs())
+        })
+        .map_or(0.0, |r| r.test.relative_drift_se)
+}
+
+/// The rows whose drift lies outside `+-band` by more than `z` of its standard errors:
+/// `|drift| > band + z se` (a point inside the band's resolution does not count).
+pub fn outside_band(rows: &[TraceRow], band: f64, z: f64) -> Vec<&TraceRow> {
+    rows.iter()
+        .filter(|r| r.test.relative_drift.abs() > band + z * r.test.relative_drift_se)
+        .collect()
 }
 
 /// Largest `|relative drift|` of C on the controller's probe along a trace.

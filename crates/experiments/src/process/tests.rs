@@ -11,7 +11,7 @@ use fep_models::system::DeepSystem;
 
 use super::baselines::{MethodContext, runner, spend_the_rest};
 use super::method::Method;
-use super::rows::TraceRow;
+use super::rows::{TestStart, TraceRow};
 use super::setup::{TRANSFER, setup};
 use super::transfer::{run_method, transfer};
 use super::{ProcessOptions, TransferSummary};
@@ -120,7 +120,7 @@ fn at_once<B: AutodiffBackend>(
         c.domains(),
         c.start,
         steps,
-        c.budget,
+        &c.budget,
         &Instant::now(),
     )?;
     Ok(vec![row])
@@ -220,6 +220,17 @@ fn a_new_method_is_one_function_and_a_finished_one_is_read_back() {
     options.force = true;
     let setup = setup(&options, &TRANSFER).expect("setup");
     let start = ours.summary.start;
+    // The start on the test splits, measured from the source checkpoint as every trace's
+    // first row is.
+    let source = setup.assemble::<B>(&device, true).expect("assemble").system;
+    let how = setup.cfg.process.test_measure();
+    let (row, per_source) =
+        super::measure::measure_on_test(&source, &setup.domains, 0.0, how, None).expect("measure");
+    assert!((row.classification - ours.summary.held.c0_test).abs() < 1e-12);
+    let test_start = TestStart {
+        c0: row.classification,
+        source: per_source,
+    };
     let context = MethodContext {
         setup: &setup,
         start,
@@ -230,7 +241,7 @@ fn a_new_method_is_one_function_and_a_finished_one_is_read_back() {
             average_last: 0,
             c0: super::measure::HeldValues {
                 probe: ours.summary.held.c0,
-                test: ours.summary.held.c0_test,
+                test: test_start,
             },
             test: setup.cfg.process.test_measure(),
         },

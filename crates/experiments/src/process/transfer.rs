@@ -21,7 +21,9 @@ use super::config::ProcessOptions;
 use super::measure::HeldValues;
 use super::method::Method;
 use super::observer::{PathRun, trace_path};
-use super::rows::{HeldConstraint, TraceRow, Traced, max_controller_drift, max_drift, write_trace};
+use super::rows::{
+    HeldConstraint, TraceRow, Traced, max_controller_drift, max_drift, max_drift_se, write_trace,
+};
 use super::setup::{ProcessRun, Setup, TRANSFER, setup};
 use crate::Outcome;
 use crate::error::{Result, invalid};
@@ -45,6 +47,9 @@ pub struct MethodResult {
     /// fresh noise (methods that have a path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_relative_drift: Option<f64>,
+    /// Its standard error, paired with the start on the same examples and draws.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_relative_drift_se: Option<f64>,
     /// The same on the controller's probe (what the process steers on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller_max_relative_drift: Option<f64>,
@@ -165,6 +170,7 @@ fn final_metrics<B: AutodiffBackend>(
         target: t.functionals,
         source_classification: s.functionals.classification,
         max_relative_drift: None,
+        max_relative_drift_se: None,
         controller_max_relative_drift: None,
         optimizer_steps: None,
         probe: None,
@@ -212,6 +218,7 @@ fn run_ours<B: AutodiffBackend>(device: &B::Device, setup: &Setup) -> Result<Our
     let work = system.work();
     result.optimizer_steps = Some(work.optimizer_steps);
     result.max_relative_drift = Some(traced.max_relative_drift);
+    result.max_relative_drift_se = Some(max_drift_se(&traced.rows));
     result.controller_max_relative_drift = Some(traced.controller_max_relative_drift);
     let model = format!("models/{}.ckpt", Method::IsoClassification.stem());
     setup
@@ -266,6 +273,7 @@ pub fn run_method<B: AutodiffBackend>(
     setup.saver.save(&system, &model, method.name(), 1.0, end)?;
     let mut result = final_metrics(&system, &setup.domains)?;
     result.max_relative_drift = Some(max_drift(&rows));
+    result.max_relative_drift_se = Some(max_drift_se(&rows));
     result.controller_max_relative_drift = Some(max_controller_drift(&rows));
     result.optimizer_steps = Some(spent);
     write_trace(&setup.out, method.trace_stem(), &rows)?;
@@ -294,7 +302,7 @@ pub fn transfer<B: AutodiffBackend>(
         start: ours.start,
         end: ours.end,
         path: ours.path,
-        budget: budget_of(&setup, &ours),
+        budget: budget_of(&setup, &ours)?,
     };
     let mut finished = vec![(Method::IsoClassification, ours.finished.clone())];
     for &method in &setup.cfg.baselines.methods {
@@ -314,8 +322,8 @@ pub fn transfer<B: AutodiffBackend>(
 }
 
 /// What every baseline shares with our path: its Adam steps, its tail average, C0.
-fn budget_of(setup: &Setup, ours: &Ours) -> BaselineBudget {
-    BaselineBudget {
+fn budget_of(setup: &Setup, ours: &Ours) -> Result<BaselineBudget> {
+    Ok(BaselineBudget {
         optimizer_steps: ours.finished.result.optimizer_steps.unwrap_or(0).max(1),
         average_last: match setup.cfg.process.equilibrium_rule() {
             StoppingRule::Stationary(t) => t.window,
@@ -323,10 +331,14 @@ fn budget_of(setup: &Setup, ours: &Ours) -> BaselineBudget {
         },
         c0: HeldValues {
             probe: ours.traced.c0,
-            test: ours.traced.c0_test,
+            test: ours
+                .traced
+                .test_start
+                .clone()
+                .ok_or_else(|| invalid("the process recorded no point on the test splits"))?,
         },
         test: setup.cfg.process.test_measure(),
-    }
+    })
 }
 
 /// The charts of every method's trace against t and against Adam steps.
@@ -371,7 +383,7 @@ fn summarise<B: AutodiffBackend>(
         }
     }
     wall.total = total.elapsed().as_secs_f64();
-    let budget = budget_of(setup, ours);
+    let budget = budget_of(setup, ours)?;
     Ok(TransferSummary {
         format: SUMMARY_FORMAT,
         held: HeldConstraint::of(

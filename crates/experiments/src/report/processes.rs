@@ -31,7 +31,7 @@ pub(super) fn iso_section(
     .map_err(fmt_error)?;
     let measured = s.held.test_samples > 0;
     let mut line = |name: &str,
-                    drift: f64,
+                    drift: (f64, Option<f64>),
                     controller: f64,
                     end: Option<&crate::process::iso_classification::PathEnd>| {
         let (independent, probe) = drifts(measured, drift, Some(controller));
@@ -52,14 +52,20 @@ pub(super) fn iso_section(
     };
     line(
         "iso-classification",
-        s.held.max_relative_drift,
+        (
+            s.held.max_relative_drift,
+            Some(s.held.max_relative_drift_se),
+        ),
         s.held.controller_max_relative_drift,
         Some(&s.end),
     )
     .map_err(fmt_error)?;
     line(
         "naive (gamma fixed)",
-        s.naive.max_relative_drift,
+        (
+            s.naive.max_relative_drift,
+            Some(s.naive.max_relative_drift_se),
+        ),
         s.naive.controller_max_relative_drift,
         s.naive.end.as_ref(),
     )
@@ -88,11 +94,17 @@ pub(super) fn iso_section(
 
 /// What the drift columns say: the drift on the test splits (where measured) and on the
 /// controller's probe.
-pub(super) fn drifts(measured: bool, drift: f64, controller: Option<f64>) -> (String, String) {
-    let independent = if measured {
-        pct(drift)
-    } else {
-        "not measured".into()
+/// The drift columns: on the test splits with its standard error where measured, and on
+/// the controller's probe.
+pub(super) fn drifts(
+    measured: bool,
+    drift: (f64, Option<f64>),
+    controller: Option<f64>,
+) -> (String, String) {
+    let independent = match (measured, drift.1) {
+        (false, _) => "not measured".into(),
+        (true, Some(se)) if se > 0.0 => format!("{} +- {:.2}", pct(drift.0), 100.0 * se),
+        (true, _) => pct(drift.0),
     };
     (independent, opt_pct(controller))
 }
@@ -142,14 +154,21 @@ pub(super) fn transfer_section(md: &mut String, s: &TransferSummary, fig: &Figur
     .map_err(fmt_error)?;
     let measured = s.held.test_samples > 0;
     let method_drifts = |v: &MethodResult| match v.max_relative_drift {
-        Some(d) => drifts(measured, d, v.controller_max_relative_drift),
+        Some(d) => drifts(
+            measured,
+            (d, v.max_relative_drift_se),
+            v.controller_max_relative_drift,
+        ),
         None => ("-".to_string(), "-".to_string()),
     };
     for (method, result) in s.methods() {
         let drift = if method == Method::IsoClassification {
             drifts(
                 measured,
-                s.held.max_relative_drift,
+                (
+                    s.held.max_relative_drift,
+                    Some(s.held.max_relative_drift_se),
+                ),
                 Some(s.held.controller_max_relative_drift),
             )
         } else {
