@@ -125,7 +125,8 @@ fn trainer<B: AutodiffBackend>(
         num_z,
         seed: 1,
         eval_batch_size: batch,
-        micro_batch,
+        // 0 on the command line: off, as no micro-batching.
+        micro_batch: micro_batch.filter(|&n| n > 0),
     };
     Ok(Trainer::new(model, cfg, device.clone())?)
 }
@@ -185,8 +186,9 @@ pub struct ReferenceOptions {
     /// Output JSON.
     #[cfg_attr(feature = "cli", arg(long))]
     pub json: Option<PathBuf>,
-    /// Forward/backward in micro-batches of this size with accumulated gradients.
-    #[cfg_attr(feature = "cli", arg(long, value_parser = positive))]
+    /// Forward/backward in micro-batches of this size with accumulated gradients (0 or
+    /// absent: off).
+    #[cfg_attr(feature = "cli", arg(long, value_parser = micro_batch_size))]
     pub micro_batch: Option<usize>,
 }
 
@@ -236,7 +238,7 @@ pub fn reference<B: AutodiffBackend>(
         backend: device_name::<B>(device),
         threads: threads(),
         batch: options.batch,
-        micro_batch: options.micro_batch,
+        micro_batch: options.micro_batch.filter(|&n| n > 0),
         steps_per_rep: options.steps,
         median_steps_per_second: stat.median,
         images_per_second_median: stat.median * options.batch as f64,
@@ -274,8 +276,9 @@ pub struct BenchOptions {
     /// Repetitions (median and spread are over these).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 3))]
     pub reps: usize,
-    /// Forward/backward in micro-batches of this size with accumulated gradients.
-    #[cfg_attr(feature = "cli", arg(long, value_parser = positive))]
+    /// Forward/backward in micro-batches of this size with accumulated gradients (0 or
+    /// absent: off).
+    #[cfg_attr(feature = "cli", arg(long, value_parser = micro_batch_size))]
     pub micro_batch: Option<usize>,
     /// Result folder: bench.json goes there.
     #[cfg_attr(feature = "cli", arg(long, default_value = "runs/bench"))]
@@ -291,12 +294,10 @@ pub fn architecture(name: &str) -> std::result::Result<Architecture, String> {
         .map_err(|_| format!("`{name}`: expected mnist-small, mnist-paper or cifar-resnet"))
 }
 
-/// A positive count (the command line's `--micro-batch`).
-pub fn positive(text: &str) -> std::result::Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("`{text}`: expected a positive integer")),
-    }
+/// A micro-batch size (the command line's `--micro-batch`; 0 switches it off).
+pub fn micro_batch_size(text: &str) -> std::result::Result<usize, String> {
+    text.parse::<usize>()
+        .map_err(|_| format!("`{text}`: expected a number of examples (0: off)"))
 }
 
 /// One (architecture, batch, num_z) of the suite.
@@ -423,7 +424,7 @@ fn bench_model<B: AutodiffBackend>(
         architecture: arch.name().to_string(),
         batch,
         num_z,
-        micro_batch: options.micro_batch,
+        micro_batch: options.micro_batch.filter(|&n| n > 0),
         train_images_per_second_median: train.median * batch as f64,
         train_steps_per_second: train,
         eval_images_per_second: Stat::of(eval_rates),

@@ -140,7 +140,7 @@ fn step_line(r: &StepRecord, test: &TestRow) -> String {
     let f = r.functionals;
     let (sa, ta) = accuracies(test);
     format!(
-        "s {:.3}  t {:.3}  lambda {:.3}  gamma {:.3}  R {:.3}  D {:.3}  C {:.4} (probe drift {:+.2}%, test drift {:+.2}%)  acc source {:.2}% target {:.2}%",
+        "s {:.3}  t {:.3}  lambda {:.3}  gamma {:.3}  R {:.3}  D {:.3}  C {:.4} (probe drift {:+.2}%, test drift {:+.2} +- {:.2}%)  acc source {:.2}% target {:.2}%",
         r.s,
         r.t,
         r.lambda,
@@ -150,6 +150,7 @@ fn step_line(r: &StepRecord, test: &TestRow) -> String {
         f.classification,
         100.0 * r.relative_drift,
         100.0 * test.relative_drift,
+        100.0 * test.relative_drift_se,
         100.0 * sa,
         100.0 * ta
     )
