@@ -30,46 +30,19 @@ pub(super) fn iso_section(
     )
     .map_err(fmt_error)?;
     let measured = s.held.test_samples > 0;
-    let mut line = |name: &str,
-                    drift: (f64, Option<f64>),
-                    controller: f64,
-                    end: Option<&crate::process::iso_classification::PathEnd>| {
-        let (independent, probe) = drifts(measured, drift, Some(controller));
-        let cells = end.map_or_else(
-            || "- | - | - | - | -".to_string(),
-            |e| {
-                format!(
-                    "{:.3} | {:.3} | {:.3} | {:.4} | {}",
-                    e.gamma,
-                    e.functionals.rate,
-                    e.functionals.distortion,
-                    e.functionals.classification,
-                    pct(e.accuracy)
-                )
-            },
-        );
-        writeln!(md, "| {name} | {independent} | {probe} | {cells} |")
-    };
-    line(
-        "iso-classification",
-        (
-            s.held.max_relative_drift,
-            Some(s.held.max_relative_drift_se),
-        ),
-        s.held.controller_max_relative_drift,
-        Some(&s.end),
-    )
-    .map_err(fmt_error)?;
-    line(
-        "naive (gamma fixed)",
-        (
-            s.naive.max_relative_drift,
-            Some(s.naive.max_relative_drift_se),
-        ),
-        s.naive.controller_max_relative_drift,
-        s.naive.end.as_ref(),
-    )
-    .map_err(fmt_error)?;
+    let held = (
+        s.held.max_relative_drift,
+        Some(s.held.max_relative_drift_se),
+    );
+    let ours = drifts(measured, held, Some(s.held.controller_max_relative_drift));
+    writeln!(md, "{}", iso_row("iso-classification", ours, Some(&s.end))).map_err(fmt_error)?;
+    let naive = (
+        s.naive.max_relative_drift,
+        Some(s.naive.max_relative_drift_se),
+    );
+    let naive = drifts(measured, naive, Some(s.naive.controller_max_relative_drift));
+    let row = iso_row("naive (gamma fixed)", naive, s.naive.end.as_ref());
+    writeln!(md, "{row}").map_err(fmt_error)?;
     writeln!(
         md,
         "\nRelative change of R along the iso-classification path: {}; steps where the corrector missed its tolerance: {}.\n",
@@ -90,6 +63,28 @@ pub(super) fn iso_section(
         )?;
     }
     Ok(())
+}
+
+/// A row of the iso-classification table: the path, its drift columns, where it ends.
+fn iso_row(
+    name: &str,
+    (independent, probe): (String, String),
+    end: Option<&crate::process::iso_classification::PathEnd>,
+) -> String {
+    let cells = end.map_or_else(
+        || "- | - | - | - | -".to_string(),
+        |e| {
+            format!(
+                "{:.3} | {:.3} | {:.3} | {:.4} | {}",
+                e.gamma,
+                e.functionals.rate,
+                e.functionals.distortion,
+                e.functionals.classification,
+                pct(e.accuracy)
+            )
+        },
+    );
+    format!("| {name} | {independent} | {probe} | {cells} |")
 }
 
 /// What the drift columns say: the drift on the test splits (where measured) and on the
