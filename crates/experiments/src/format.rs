@@ -6,7 +6,7 @@
 //! | format | what changed |
 //! |---|---|
 //! | 1 (no `format` field) | the first layout: held-constraint fields added over time (`c0_test`, `controller_max_relative_drift`, `test_samples`), `[baselines]` as one boolean per method, wall time of ours under `process`, the surface's `equilibrium` optional |
-//! | 2 | `format` field; `[baselines] methods = [...]`; wall times keyed by method (`iso_classification` for ours); every held-constraint field present (`test_samples = 0`: not measured on the test splits); the largest drift's standard error, paired with the start (`max_relative_drift_se`, 0 in upgraded files), and the test examples it is measured on (`test_examples`, source and target) |
+//! | 2 | `format` field; `[baselines] methods = [...]`; wall times keyed by method (`iso_classification` for ours); every held-constraint field present (`test_samples = 0`: not measured on the test splits); the largest drift's standard error, paired with the start (`max_relative_drift_se`, 0 in upgraded files), and the test examples it is measured on (`test_examples`, source and target); the probe's relative standard error of C0 (`probe_relative_se`, null in upgraded files) |
 
 use std::path::Path;
 
@@ -70,6 +70,7 @@ pub(crate) fn process_summary_1_to_2(map: &mut Map<String, Value>) -> Result2 {
     // Format 2 reports the drift's standard error and the test examples (not in format 1).
     map.entry("max_relative_drift_se").or_insert(json!(0));
     map.entry("test_examples").or_insert(json!([0, 0]));
+    map.entry("probe_relative_se").or_insert(Value::Null);
     if !map.contains_key("test_samples") {
         // Not measured on the test splits: `max_relative_drift` was the controller's.
         map.insert("test_samples".into(), json!(0));

@@ -302,6 +302,52 @@ impl<B: AutodiffBackend> DeepSystem<B> {
         Ok((measurement, per_example))
     }
 
+    /// The standard error of C on the probe of p_t as an estimate of C on fresh examples:
+    /// `sqrt(sum_d w_d^2 var_d(c_i) / n_d)` over each domain's functional probe (weights
+    /// `w = (1 - t, t)`; each example's C is its mean over the probe's fixed draws, which
+    /// count as part of the example).
+    pub fn probe_classification_se(&self) -> Result<f64> {
+        let model = self.trainer.model().valid();
+        let mut variance = 0.0;
+        for (w, probe) in self.weights_by_domain() {
+            if w == 0.0 {
+                continue;
+            }
+            let c: Vec<f64> = self
+                .functional_part(probe)
+                .functionals(&model)
+                .classification
+                .into_data()
+                .iter::<f64>()
+                .collect();
+            let n = c.len() as f64;
+            if c.len() < 2 {
+                return Err(ModelError::Measurement(format!(
+                    "a probe of {} examples has no standard error",
+                    c.len()
+                )));
+            }
+            let mean = c.iter().sum::<f64>() / n;
+            let var = c.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            variance += w * w * var / n;
+        }
+        Ok(variance.sqrt())
+    }
+
+    /// The examples of `probe` on which functionals are measured: those after the gradient
+    /// probe's (module docs), on the inner backend.
+    fn functional_part(&self, probe: &ProbeSet<B>) -> ProbeSet<B::InnerBackend> {
+        let (from, len) = match self.gradient_probe_size {
+            Some(k) if k < probe.len() => (k, probe.len() - k),
+            _ => (0, probe.len()),
+        };
+        ProbeSet::<B::InnerBackend> {
+            images: probe.images.clone().inner().narrow(0, from, len),
+            labels: probe.labels.clone().inner().narrow(0, from, len),
+            noise: probe.noise.clone().inner().narrow(1, from, len),
+        }
+    }
+
     fn weights_by_domain(&self) -> [(f64, &ProbeSet<B>); 2] {
         [
             (1.0 - self.t, &self.source_probe),
@@ -494,17 +540,7 @@ impl<B: AutodiffBackend> ThermodynamicSystem for DeepSystem<B> {
             if w == 0.0 {
                 continue;
             }
-            // The examples after the gradient probe's (module docs).
-            let (from, len) = match self.gradient_probe_size {
-                Some(k) if k < probe.len() => (k, probe.len() - k),
-                _ => (0, probe.len()),
-            };
-            let inner = ProbeSet::<B::InnerBackend> {
-                images: probe.images.clone().inner().narrow(0, from, len),
-                labels: probe.labels.clone().inner().narrow(0, from, len),
-                noise: probe.noise.clone().inner().narrow(1, from, len),
-            };
-            let [r, d, c] = host_means(&inner.functionals(&model));
+            let [r, d, c] = host_means(&self.functional_part(probe).functionals(&model));
             out.rate += w * r;
             out.distortion += w * d;
             out.classification += w * c;

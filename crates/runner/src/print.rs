@@ -58,12 +58,13 @@ pub fn equilibrium(tally: Option<&EquilibriumTally>) {
 pub fn iso_classification(s: &IsoClassificationSummary) {
     let p = &s.run.config.process;
     println!(
-        "iso-classification, lambda {} -> {}, C0 = {:.4} on the test split ({} noise draws per example); the controller held C0 = {:.4} on its probe of {} {} examples",
+        "iso-classification, lambda {} -> {}, C0 = {:.4} on the test split ({} noise draws per example); the controller held C0 = {:.4}{} on its probe of {} {} examples",
         s.start.lambda,
         p.lambda_end,
         s.held.c0_test,
         s.held.test_samples,
         s.held.c0,
+        probe_error(s.held.probe_relative_se),
         p.probe_size,
         p.probe_split.describe()
     );
@@ -122,12 +123,22 @@ fn method_line(name: &str, v: &MethodResult, drift: Option<f64>) {
     );
 }
 
+/// ` (+-x%: the probe's standard error)` where measured.
+fn probe_error(relative_se: Option<f64>) -> String {
+    relative_se.map_or_else(String::new, |se| {
+        format!(" (+-{:.1}%: the probe's standard error)", 100.0 * se)
+    })
+}
+
 /// The transfer's table: ours beside the baselines.
 pub fn transfer(s: &TransferSummary) {
     let probe = s.run.config.process.probe_split.describe();
     println!(
-        "\ntransfer digits source -> target with C held at C0 = {:.4} on the controller's {probe} probe of p_t; C0 = {:.4} on the test splits ({} noise draws per example)",
-        s.held.c0, s.held.c0_test, s.held.test_samples
+        "\ntransfer digits source -> target with C held at C0 = {:.4}{} on the controller's {probe} probe of p_t; C0 = {:.4} on the test splits ({} noise draws per example)",
+        s.held.c0,
+        probe_error(s.held.probe_relative_se),
+        s.held.c0_test,
+        s.held.test_samples
     );
     println!(
         "{:<28}{:>10}{:>10}{:>10}{:>10}{:>10}{:>18}{:>12}",

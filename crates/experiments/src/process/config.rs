@@ -58,6 +58,12 @@ pub struct ProcessSettings {
     /// Examples per domain of the probe used for gradients and Hessian-vector products.
     #[serde(default)]
     pub gradient_probe_size: Option<usize>,
+    /// Refuse to run when the probe resolves C0 worse than this: its standard error (as an
+    /// estimate of C on fresh examples) above `max_probe_relative_se * C0`, or above the
+    /// corrector's `relative_tolerance` (a tolerance below the probe's own error steers on
+    /// noise). Absent: the error is measured and reported, not enforced.
+    #[serde(default)]
+    pub max_probe_relative_se: Option<f64>,
     /// Trust region: gamma moves by at most this fraction of max(gamma, 1) per update.
     #[serde(default = "default_gamma_trust")]
     pub max_relative_gamma_step: f64,
@@ -127,6 +133,32 @@ fn yes() -> bool {
 }
 
 impl ProcessSettings {
+    /// Error unless a probe whose C0 has relative standard error `relative_se` (on `n`
+    /// examples per domain) resolves C0 as `max_probe_relative_se` and `relative_tolerance`
+    /// ask (nothing is enforced without `max_probe_relative_se`).
+    pub fn check_probe(&self, relative_se: f64, n: usize) -> Result<()> {
+        let Some(max) = self.max_probe_relative_se else {
+            return Ok(());
+        };
+        let bound = max.min(self.relative_tolerance);
+        if relative_se <= bound {
+            return Ok(());
+        }
+        let which = if max <= self.relative_tolerance {
+            format!("max_probe_relative_se = {:.1}%", 100.0 * max)
+        } else {
+            format!(
+                "the corrector's relative_tolerance = {:.1}% (a tolerance below the probe's own error steers on noise)",
+                100.0 * self.relative_tolerance
+            )
+        };
+        Err(invalid(format!(
+            "[process] the controller's probe ({n} examples per domain, {} split) resolves C0 only to +-{:.1}% (one standard error), above {which}: enlarge probe_size, use probe_split = \"train\", or run on full MNIST (--data-dir)",
+            self.probe_split.describe(),
+            100.0 * relative_se
+        )))
+    }
+
     /// How every row is measured on the test splits.
     pub(crate) fn test_measure(&self) -> TestMeasure {
         TestMeasure {
@@ -159,6 +191,14 @@ impl ProcessSettings {
         }
         if self.max_gamma.is_nan() || self.max_gamma <= 0.0 {
             return Err(invalid("[process] max_gamma must be positive"));
+        }
+        if self
+            .max_probe_relative_se
+            .is_some_and(|m| !(m > 0.0 && m < 1.0))
+        {
+            return Err(invalid(
+                "[process] max_probe_relative_se must lie in (0, 1)",
+            ));
         }
         Ok(())
     }
@@ -481,6 +521,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A probe too coarse for the bound, or for the corrector's tolerance, is refused with
+    /// its resolution named; without a bound nothing is enforced.
+    #[test]
+    fn a_probe_too_small_for_the_tolerance_is_refused() {
+        let mut cfg: ProcessConfig = toml::from_str(TEXT).expect("valid config");
+        cfg.process.relative_tolerance = 0.04;
+        assert!(cfg.process.check_probe(0.12, 500).is_ok(), "not enforced");
+        cfg.process.max_probe_relative_se = Some(0.015);
+        assert!(cfg.process.check_probe(0.012, 5000).is_ok());
+        let err = cfg.process.check_probe(0.12, 500).expect_err("12% > 1.5%");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("+-12.0%") && msg.contains("500 examples") && msg.contains("1.5%"),
+            "{msg}"
+        );
+        cfg.process.max_probe_relative_se = Some(0.5);
+        let msg = cfg
+            .process
+            .check_probe(0.12, 500)
+            .expect_err("above the tolerance")
+            .to_string();
+        assert!(msg.contains("relative_tolerance = 4.0%"), "{msg}");
+        cfg.process.max_probe_relative_se = Some(1.5);
+        assert!(cfg.process.validate().is_err(), "a bound outside (0, 1)");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 
 use burn::tensor::backend::AutodiffBackend;
 use fep_models::system::DeepSystem;
-use fep_thermo::{ConstraintKind, Multipliers, Process, ProcessPath, StepRecord};
+use fep_thermo::{
+    ConstraintKind, Multipliers, Process, ProcessPath, StepRecord, ThermodynamicSystem,
+};
 
 use super::measure::{accuracies, measure_on_test};
 use super::resume::PathProgress;
@@ -44,7 +46,7 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
         .process
         .continuation(run.constraint, &setup.cfg.ift);
     let restored = setup.resume.load_step(run.resume_key, system)?;
-    let (mut process, mut rows, mut start) = match restored {
+    let (mut process, mut rows, mut start, probe_se) = match restored {
         Some(p) => {
             eprintln!(
                 "{label}: resumed after step {} of the interrupted run (s = {:.3})",
@@ -54,12 +56,16 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
             let process =
                 Process::resume(system, run.path, run.constraint, continuation, p.snapshot)
                     .context_with(|| format!("resuming the {label} process"))?;
-            (process, p.rows, p.test_start)
+            (process, p.rows, p.test_start, p.probe_relative_se)
         }
         None => {
+            let probe_se = match run.constraint {
+                ConstraintKind::FixedGamma => None,
+                _ => Some(probe_resolution(setup, system)?),
+            };
             let process = Process::new(system, start, run.path, run.constraint, continuation)
                 .context_with(|| format!("{label} process"))?;
-            (process, Vec::new(), None)
+            (process, Vec::new(), None, probe_se)
         }
     };
     let progress = bar(1000, label);
@@ -92,6 +98,7 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
             system: process.system().state(),
             rows: rows.clone(),
             test_start: start.clone(),
+            probe_relative_se: probe_se,
         };
         setup
             .resume
@@ -102,11 +109,28 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
     Ok(Traced {
         c0_test: start.as_ref().map_or(f64::NAN, |s| s.c0),
         test_start: start,
+        probe_relative_se: probe_se,
         max_relative_drift: max_drift(&rows),
         rows,
         c0: result.target,
         controller_max_relative_drift: result.max_relative_drift,
     })
+}
+
+/// The standard error of C0 on the controller's probe relative to C0, checked against
+/// the settings ([`ProcessSettings::check_probe`](super::ProcessSettings::check_probe)).
+fn probe_resolution<B: AutodiffBackend>(setup: &Setup, system: &mut DeepSystem<B>) -> Result<f64> {
+    let se = system.probe_classification_se()?;
+    let c0 = system
+        .functionals()
+        .context_with(|| "measuring C0 on the probe".into())?
+        .classification;
+    let relative = se / c0;
+    setup
+        .cfg
+        .process
+        .check_probe(relative, setup.cfg.process.probe_size)?;
+    Ok(relative)
 }
 
 /// The row of an accepted point: the controller's record beside the test measurement.

@@ -45,6 +45,8 @@ pub(crate) struct PathProgress {
     pub rows: Vec<TraceRow>,
     /// The start on the test splits (the first row's), which later rows are paired with.
     pub test_start: Option<TestStart>,
+    /// The probe's relative standard error of C0 (paths that hold C).
+    pub probe_relative_se: Option<f64>,
 }
 
 impl ResumeStore {

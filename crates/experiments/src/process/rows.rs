@@ -114,6 +114,9 @@ pub struct TraceRow {
 pub struct HeldConstraint {
     /// C on the controller's probe at the start: the value held.
     pub c0: f64,
+    /// Its standard error as an estimate of C on fresh examples, relative to C0: how finely
+    /// the probe resolves the held value (`None`: not measured, format-1 files).
+    pub probe_relative_se: Option<f64>,
     /// C at the start on the test split(s) with fresh noise (K draws per example).
     pub c0_test: f64,
     /// Largest relative drift of C on p_t along the process, measured on the test splits
@@ -140,6 +143,7 @@ impl HeldConstraint {
     pub fn of(traced: &Traced, rule: StoppingRule, test_samples: usize) -> Self {
         Self {
             c0: traced.c0,
+            probe_relative_se: traced.probe_relative_se,
             c0_test: traced.c0_test,
             max_relative_drift: traced.max_relative_drift,
             max_relative_drift_se: max_drift_se(&traced.rows),
@@ -166,6 +170,9 @@ pub struct Traced {
     pub c0_test: f64,
     /// The start on the test splits that every row's drift is paired with.
     pub test_start: Option<TestStart>,
+    /// The standard error of C0 on the controller's probe, relative to C0 (paths that
+    /// hold C).
+    pub probe_relative_se: Option<f64>,
     /// Largest `|C - C0| / C0` on the test splits with fresh noise along the path.
     pub max_relative_drift: f64,
     /// Largest `|C - C0| / C0` on the controller's probe along the path.

@@ -208,6 +208,21 @@ fn outcome_dir(options: &ProcessOptions) -> PathBuf {
 }
 
 #[test]
+fn a_probe_that_cannot_resolve_the_tolerance_is_refused_before_any_step() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = prepared(dir.path());
+    let config = options.config.clone().expect("a config");
+    let text = std::fs::read_to_string(&config).expect("read");
+    let strict = text.replace("[process]", "[process]\nmax_probe_relative_se = 0.001");
+    std::fs::write(&config, strict).expect("write");
+    let err = transfer::<B>(&Default::default(), &options)
+        .expect_err("a 24-image probe cannot resolve 0.1%")
+        .to_string();
+    assert!(err.contains("resolves C0 only to"), "{err}");
+    assert!(err.contains("probe_size"), "{err}");
+}
+
+#[test]
 fn a_new_method_is_one_function_and_a_finished_one_is_read_back() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut options = prepared(dir.path());
