@@ -23,6 +23,7 @@ pub mod model;
 pub mod networks;
 pub mod noise;
 pub mod prior;
+pub mod probe;
 pub mod system;
 pub mod train;
 

@@ -14,8 +14,8 @@
 use std::sync::Arc;
 
 use burn::module::AutodiffModule;
+use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Int, Tensor};
 use fep_data::{Binarization, ImageDataset};
 use fep_thermo::burn_params::{flatten_gradients, flatten_params, load_params};
 use fep_thermo::{
@@ -24,64 +24,9 @@ use fep_thermo::{
 };
 
 use crate::error::{ModelError, Result};
-use crate::model::{BatchFunctionals, FepModel};
-use crate::noise::PROBE_STREAM;
-use crate::train::{
-    Metrics, ShuffledImages, StepReport, Trainer, TrainingData, evaluate, noise_tensor,
-};
-
-/// A fixed batch with fixed noise on which functionals are measured.
-#[derive(Debug, Clone)]
-pub struct ProbeSet<B: Backend> {
-    images: Tensor<B, 4>,
-    labels: Tensor<B, 1, Int>,
-    noise: Tensor<B, 3>,
-}
-
-impl<B: Backend> ProbeSet<B> {
-    /// All of `dataset` as one batch (binarisation of epoch 0) with `num_z` noise draws
-    /// keyed by `(seed, stream)`.
-    pub fn new(
-        dataset: &ImageDataset,
-        binarization: Binarization,
-        num_z: usize,
-        latent: usize,
-        seed: u64,
-        stream: u64,
-        device: &B::Device,
-    ) -> Result<Self> {
-        let indices: Vec<usize> = (0..dataset.len()).collect();
-        let batch = dataset.batch::<B>(&indices, binarization, 0, device)?;
-        let noise = noise_tensor(
-            seed,
-            PROBE_STREAM,
-            stream,
-            num_z,
-            indices.len(),
-            latent,
-            device,
-        );
-        Ok(Self {
-            images: batch.images,
-            labels: batch.labels,
-            noise,
-        })
-    }
-
-    /// Number of examples.
-    pub fn len(&self) -> usize {
-        self.images.dims()[0]
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn functionals(&self, model: &FepModel<B>) -> BatchFunctionals<B> {
-        model.functionals(self.images.clone(), self.labels.clone(), self.noise.clone())
-    }
-}
+use crate::model::BatchFunctionals;
+pub use crate::probe::ProbeSet;
+use crate::train::{Metrics, ShuffledImages, StepReport, Trainer, TrainingData, evaluate};
 
 /// Settings of the equilibration of a [`DeepSystem`].
 #[derive(Debug, Clone, Copy, PartialEq)]

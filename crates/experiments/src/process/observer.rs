@@ -41,33 +41,7 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
     run: PathRun,
 ) -> Result<Traced> {
     let label = run.label;
-    let continuation = setup
-        .cfg
-        .process
-        .continuation(run.constraint, &setup.cfg.ift);
-    let restored = setup.resume.load_step(run.resume_key, system)?;
-    let (mut process, mut rows, mut start, probe_se) = match restored {
-        Some(p) => {
-            eprintln!(
-                "{label}: resumed after step {} of the interrupted run (s = {:.3})",
-                p.rows.len().saturating_sub(1),
-                p.snapshot.s
-            );
-            let process =
-                Process::resume(system, run.path, run.constraint, continuation, p.snapshot)
-                    .context_with(|| format!("resuming the {label} process"))?;
-            (process, p.rows, p.test_start, p.probe_relative_se)
-        }
-        None => {
-            let probe_se = match run.constraint {
-                ConstraintKind::FixedGamma => None,
-                _ => Some(probe_resolution(setup, system)?),
-            };
-            let process = Process::new(system, start, run.path, run.constraint, continuation)
-                .context_with(|| format!("{label} process"))?;
-            (process, Vec::new(), None, probe_se)
-        }
-    };
+    let (mut process, mut rows, mut start, probe_se) = begin(setup, system, start, &run)?;
     let progress = bar(1000, label);
     while let Some(record) = process.next() {
         let r = record.context_with(|| format!("{label} process"))?;
@@ -114,6 +88,52 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
         rows,
         c0: result.target,
         controller_max_relative_drift: result.max_relative_drift,
+    })
+}
+
+/// What a path carries from its beginning: the process, the rows so far, the start on the
+/// test splits and the probe's resolution.
+type Begun<'a, B> = (
+    Process<'a, DeepSystem<B>>,
+    Vec<TraceRow>,
+    Option<TestStart>,
+    Option<f64>,
+);
+
+/// The process of `run` from `start`, or from its last saved step where the resume folder
+/// holds one; a fresh path that holds C first measures how finely its probe resolves C0.
+fn begin<'a, B: AutodiffBackend>(
+    setup: &Setup,
+    system: &'a mut DeepSystem<B>,
+    start: Multipliers,
+    run: &PathRun,
+) -> Result<Begun<'a, B>> {
+    let label = run.label;
+    let continuation = setup
+        .cfg
+        .process
+        .continuation(run.constraint, &setup.cfg.ift);
+    Ok(match setup.resume.load_step(run.resume_key, system)? {
+        Some(p) => {
+            eprintln!(
+                "{label}: resumed after step {} of the interrupted run (s = {:.3})",
+                p.rows.len().saturating_sub(1),
+                p.snapshot.s
+            );
+            let process =
+                Process::resume(system, run.path, run.constraint, continuation, p.snapshot)
+                    .context_with(|| format!("resuming the {label} process"))?;
+            (process, p.rows, p.test_start, p.probe_relative_se)
+        }
+        None => {
+            let probe_se = match run.constraint {
+                ConstraintKind::FixedGamma => None,
+                _ => Some(probe_resolution(setup, system)?),
+            };
+            let process = Process::new(system, start, run.path, run.constraint, continuation)
+                .context_with(|| format!("{label} process"))?;
+            (process, Vec::new(), None, probe_se)
+        }
     })
 }
 
