@@ -9,7 +9,7 @@ use burn::tensor::backend::AutodiffBackend;
 use fep_data::{BinarizationKind, DataConfig, DatasetKind, Domains};
 use fep_models::export::{HostTensor, TensorFile, write_file};
 use fep_models::measure::{MeasuredBatch, measure_with};
-use fep_models::{Measurement, checkpoint, measure};
+use fep_models::{Measurement, checkpoint};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
@@ -264,18 +264,10 @@ fn measure_dataset<B: burn::tensor::backend::Backend>(
 ) -> Result<Measurement> {
     let binarization = options.binarization.with_seed(options.seed);
     let (samples, seed) = (options.samples, options.seed);
-    let Some(out) = &options.dump_inputs else {
-        return Ok(measure(
-            model,
-            dataset,
-            binarization,
-            samples,
-            batch_size,
-            seed,
-            device,
-        )?);
-    };
-    let mut inputs = Inputs::new(dataset, samples, model.config().latent_dim);
+    let mut inputs = options
+        .dump_inputs
+        .as_ref()
+        .map(|_| Inputs::new(dataset, samples, model.config().latent_dim));
     let measurement = measure_with(
         model,
         dataset,
@@ -284,8 +276,11 @@ fn measure_dataset<B: burn::tensor::backend::Backend>(
         batch_size,
         seed,
         device,
-        &mut |b| inputs.record(b),
+        &mut |b| inputs.as_mut().map_or(Ok(()), |i| i.record(b)),
     )?;
+    let (Some(out), Some(inputs)) = (&options.dump_inputs, inputs) else {
+        return Ok(measurement);
+    };
     write_inputs(out, inputs, &measurement, options, classes, batch_size)?;
     eprintln!(
         "wrote the inputs and noise of the evaluation to {}",

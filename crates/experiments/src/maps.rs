@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fep_thermo::SurfacePoint;
+use fep_thermo::{SurfaceGrid, SurfacePoint};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
@@ -14,6 +14,15 @@ use crate::plot::register_font;
 
 /// A quantity of an equilibrium point.
 pub type Quantity = fn(&SurfacePoint) -> f64;
+
+/// The measured nodes of `grid` as `(lambda, gamma, value)`, the points drawn on a map.
+pub fn node_points(grid: &SurfaceGrid, get: Quantity) -> Vec<(f64, f64, f64)> {
+    grid.points
+        .iter()
+        .flatten()
+        .map(|p| (p.lambda, p.gamma, get(p)))
+        .collect()
+}
 
 /// The four quantities every map of the surface shows, with their panel titles.
 pub const SURFACE_QUANTITIES: [(&str, Quantity); 4] = [

@@ -207,15 +207,7 @@ impl<B: AutodiffBackend> DeepSystem<B> {
         samples: usize,
         seed: u64,
     ) -> Result<crate::measure::Measurement> {
-        crate::measure::measure(
-            &self.trainer.model().valid(),
-            dataset,
-            self.settings.binarization,
-            samples,
-            self.trainer.config.eval_batch_size,
-            seed,
-            &self.trainer.device,
-        )
+        self.measure_with(dataset, samples, seed, &mut |_| Ok(()))
     }
 
     /// [`DeepSystem::measure`], with C of every example of `dataset` (its mean over the
@@ -228,13 +220,25 @@ impl<B: AutodiffBackend> DeepSystem<B> {
         seed: u64,
     ) -> Result<(crate::measure::Measurement, Vec<f64>)> {
         let mut per_example = vec![0.0; dataset.len()];
-        let mut collect = |b: crate::measure::MeasuredBatch<'_, B::InnerBackend>| {
+        let measurement = self.measure_with(dataset, samples, seed, &mut |b| {
             for (&i, v) in b.indices.iter().zip(b.values) {
                 per_example[i] += v[2] / samples as f64;
             }
             Ok(())
-        };
-        let measurement = crate::measure::measure_with(
+        })?;
+        Ok((measurement, per_example))
+    }
+
+    /// [`crate::measure::measure_with`] on the current model with the system's
+    /// binarisation, evaluation batch size and device.
+    fn measure_with(
+        &self,
+        dataset: &ImageDataset,
+        samples: usize,
+        seed: u64,
+        observe: &mut dyn FnMut(crate::measure::MeasuredBatch<'_, B::InnerBackend>) -> Result<()>,
+    ) -> Result<crate::measure::Measurement> {
+        crate::measure::measure_with(
             &self.trainer.model().valid(),
             dataset,
             self.settings.binarization,
@@ -242,9 +246,8 @@ impl<B: AutodiffBackend> DeepSystem<B> {
             self.trainer.config.eval_batch_size,
             seed,
             &self.trainer.device,
-            &mut collect,
-        )?;
-        Ok((measurement, per_example))
+            observe,
+        )
     }
 
     /// The standard error of C on the probe of p_t as an estimate of C on fresh examples:

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
 use crate::io::{write_json, write_jsonl};
-use crate::maps::{Field, Maps, SURFACE_QUANTITIES, linspace, write_maps};
+use crate::maps::{Field, Maps, SURFACE_QUANTITIES, linspace, node_points, write_maps};
 use crate::plot::{Chart, Mark, Series, write_chart};
 use crate::progress::bar;
 use crate::provenance::device_name;
@@ -94,12 +94,7 @@ fn exact_maps(
                 .iter()
                 .map(|row| row.iter().map(get).collect())
                 .collect(),
-            points: trained
-                .points
-                .iter()
-                .flatten()
-                .map(|p| (p.lambda, p.gamma, get(p)))
-                .collect(),
+            points: node_points(trained, *get),
         })
         .collect();
     Ok(Maps {

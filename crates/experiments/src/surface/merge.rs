@@ -19,7 +19,9 @@ use crate::Outcome;
 use crate::error::{Result, invalid};
 use crate::format::SUMMARY_FORMAT;
 use crate::io::{read_jsonl, write_json, write_jsonl};
-use crate::maps::{Field, Maps, SURFACE_QUANTITIES, bilinear, linspace, pchip, write_maps};
+use crate::maps::{
+    Field, Maps, SURFACE_QUANTITIES, bilinear, linspace, node_points, pchip, write_maps,
+};
 use crate::plot::{Chart, Mark, Series, write_chart_files};
 
 /// Reads every shard file under `<out>/shards/`.
@@ -217,12 +219,7 @@ fn surface_maps(grid: &SurfaceGrid, path: Option<(String, Vec<(f64, f64)>)>, dev
                             .collect()
                     })
                     .collect(),
-                points: grid
-                    .points
-                    .iter()
-                    .flatten()
-                    .map(|p| (p.lambda, p.gamma, get(p)))
-                    .collect(),
+                points: node_points(grid, *get),
             }
         })
         .collect();
