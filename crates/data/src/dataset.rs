@@ -346,6 +346,12 @@ impl ImageDataset {
         Ok(self.gather(indices))
     }
 
+    /// The same examples labelled as coming from `split`.
+    pub(crate) fn with_split(mut self, split: Split) -> ImageDataset {
+        self.split = split;
+        self
+    }
+
     /// The first `n` examples (all of them if `n >= len`).
     pub fn take(&self, n: usize) -> ImageDataset {
         let indices: Vec<usize> = (0..n.min(self.len())).collect();

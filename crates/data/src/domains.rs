@@ -3,7 +3,10 @@
 //!
 //! A domain's validation split is the last `validation_size` examples of the official
 //! training split after class filtering (the files' order is fixed, so the split is
-//! reproducible); the rest is its training split.
+//! reproducible); the rest is its training split. With `resplit_seed`, each domain's
+//! official training and test images are first pooled and dealt again at random (the test
+//! split keeps its official size): train and test then come from one distribution, which
+//! the official files of MNIST are not (docs/DEEP_MODELS.md, "Where the drift comes from").
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,6 +63,10 @@ pub struct DataConfig {
     /// Keep at most this many test examples per domain.
     #[serde(default)]
     pub test_limit: Option<usize>,
+    /// Pool each domain's official training and test images and deal them again with this
+    /// seed (the test split keeps its official size); absent: the official splits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resplit_seed: Option<u64>,
     /// Binarisation of the inputs.
     #[serde(default = "default_binarization")]
     pub binarization: BinarizationKind,
@@ -216,8 +223,17 @@ fn domain(
             train_all.num_classes()
         )));
     }
-    let train = train_all.filter_classes(classes);
-    let test = test_all.filter_classes(classes);
+    let (train, test) = match cfg.resplit_seed {
+        None => (
+            train_all.filter_classes(classes),
+            test_all.filter_classes(classes),
+        ),
+        Some(seed) => resplit(
+            &train_all.filter_classes(classes),
+            &test_all.filter_classes(classes),
+            seed,
+        )?,
+    };
     let hold = cfg.validation_size.min(train.len() / 2);
     let cut = train.len() - hold;
     let validation = train.select(&(cut..train.len()).collect::<Vec<_>>())?;
@@ -243,6 +259,29 @@ fn domain(
         validation,
         test,
     })
+}
+
+/// The images of `train` and `test` pooled and dealt again by a permutation seeded with
+/// `seed`: `test.len()` of them form the test split, the rest (in permuted order) the
+/// training split.
+fn resplit(
+    train: &ImageDataset,
+    test: &ImageDataset,
+    seed: u64,
+) -> Result<(ImageDataset, ImageDataset), DataError> {
+    use rand::seq::SliceRandom;
+    let pooled = ImageDataset::new(
+        crate::Split::Train,
+        train.shape(),
+        [train.images(), test.images()].concat(),
+        [train.labels(), test.labels()].concat(),
+        train.class_names().to_vec(),
+    )?;
+    let mut order: Vec<usize> = (0..pooled.len()).collect();
+    order.shuffle(&mut crate::binarize::keyed_rng(seed, 0, 0, *b"resplit "));
+    let (to_test, to_train) = order.split_at(test.len());
+    let new_test = pooled.select(to_test)?.with_split(crate::Split::Test);
+    Ok((pooled.select(to_train)?, new_test))
 }
 
 #[cfg(test)]
@@ -292,5 +331,47 @@ mod tests {
         };
         let err = Domains::load(&bad, None).expect_err("class 12 does not exist");
         assert!(err.to_string().contains("12"), "{err}");
+    }
+
+    #[test]
+    fn resplit_deals_the_pooled_images_again_with_the_official_test_size() {
+        let text = "kind = \"mnist\"\nsource_classes = [0, 1, 2, 3, 4]\nvalidation_size = 100";
+        let official = Domains::load(&config(text).expect("valid"), None).expect("bundled subset");
+        let cfg = config(&format!("{text}\nresplit_seed = 7")).expect("valid");
+        let a = Domains::load(&cfg, None).expect("resplit");
+        let b = Domains::load(&cfg, None).expect("resplit again");
+        let (o, r) = (&official.source, &a.source);
+        assert_eq!(r.test.len(), o.test.len());
+        assert_eq!(r.test.split(), Split::Test);
+        assert_eq!(
+            r.train.len() + r.validation.len(),
+            o.train.len() + o.validation.len()
+        );
+        // the same images in all, dealt differently; the same seed deals the same way
+        let images = |d: &Domain| {
+            let mut all: Vec<&[u8]> = [&*d.train, &d.validation, &d.test]
+                .iter()
+                .flat_map(|s| s.images().chunks(s.image_len()))
+                .collect();
+            all.sort();
+            all.into_iter().flatten().copied().collect::<Vec<u8>>()
+        };
+        assert_eq!(images(r), images(o));
+        assert_ne!(r.test.images(), o.test.images());
+        assert_eq!(r.test.images(), b.source.test.images());
+        // some official training images now test, some test images now train
+        let official_test: std::collections::HashSet<&[u8]> =
+            o.test.images().chunks(o.test.image_len()).collect();
+        let moved = r
+            .test
+            .images()
+            .chunks(r.test.image_len())
+            .filter(|x| !official_test.contains(x))
+            .count();
+        assert!(
+            moved > r.test.len() / 2,
+            "{moved} of {} test images came from the training file",
+            r.test.len()
+        );
     }
 }

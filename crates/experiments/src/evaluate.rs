@@ -72,6 +72,10 @@ pub struct EvaluateOptions {
     /// Examples per task held out of the training split as validation (as in the experiments).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 500))]
     pub validation_size: usize,
+    /// Pool the official training and test images of the classes and deal them again with
+    /// this seed, as `[data] resplit_seed` does in the experiments.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub resplit_seed: Option<u64>,
     /// Fresh noise draws per example.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 8))]
     pub samples: usize,
@@ -313,6 +317,7 @@ pub fn evaluate<B: AutodiffBackend>(
         validation_size: options.validation_size,
         train_limit: None,
         test_limit: None,
+        resplit_seed: options.resplit_seed,
         binarization: options.binarization,
     };
     let domains = Domains::load(&data, options.data_dir.as_deref())?;

@@ -161,6 +161,7 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
             classes: None,
             split: EvalSplit::Test,
             validation_size: 100,
+            resplit_seed: None,
             samples: 3,
             seed: 6,
             binarization: fep_data::BinarizationKind::Dynamic,

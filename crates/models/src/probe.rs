@@ -63,4 +63,37 @@ impl<B: Backend> ProbeSet<B> {
     pub(crate) fn functionals(&self, model: &FepModel<B>) -> BatchFunctionals<B> {
         model.functionals(self.images.clone(), self.labels.clone(), self.noise.clone())
     }
+
+    /// [`ProbeSet::functionals`] in pieces of at most [`PROBE_CHUNK`] examples (the same
+    /// values for a model without batch statistics, e.g. in evaluation mode): a probe of a
+    /// whole training split never holds all its activations at once.
+    pub(crate) fn functionals_in_chunks(&self, model: &FepModel<B>) -> BatchFunctionals<B> {
+        let n = self.len();
+        if n <= PROBE_CHUNK {
+            return self.functionals(model);
+        }
+        let parts: Vec<BatchFunctionals<B>> = (0..n)
+            .step_by(PROBE_CHUNK)
+            .map(|from| {
+                let len = PROBE_CHUNK.min(n - from);
+                model.functionals(
+                    self.images.clone().narrow(0, from, len),
+                    self.labels.clone().narrow(0, from, len),
+                    self.noise.clone().narrow(1, from, len),
+                )
+            })
+            .collect();
+        BatchFunctionals {
+            rate: Tensor::cat(parts.iter().map(|p| p.rate.clone()).collect(), 0),
+            distortion: Tensor::cat(parts.iter().map(|p| p.distortion.clone()).collect(), 0),
+            classification: Tensor::cat(
+                parts.iter().map(|p| p.classification.clone()).collect(),
+                0,
+            ),
+            correct: Tensor::cat(parts.iter().map(|p| p.correct.clone()).collect(), 0),
+        }
+    }
 }
+
+/// Examples per forward pass when a probe is measured without gradients.
+pub const PROBE_CHUNK: usize = 2048;

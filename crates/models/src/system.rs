@@ -255,19 +255,12 @@ impl<B: AutodiffBackend> DeepSystem<B> {
     /// `w = (1 - t, t)`; each example's C is its mean over the probe's fixed draws, which
     /// count as part of the example).
     pub fn probe_classification_se(&self) -> Result<f64> {
-        let model = self.trainer.model().valid();
+        let (source, target) = self.probe_classification_per_example()?;
         let mut variance = 0.0;
-        for (w, probe) in self.weights_by_domain() {
-            if w == 0.0 {
+        for (w, c) in [(1.0 - self.t, Some(source)), (self.t, target)] {
+            let Some(c) = c.filter(|_| w > 0.0) else {
                 continue;
-            }
-            let c: Vec<f64> = self
-                .functional_part(probe)
-                .functionals(&model)
-                .classification
-                .into_data()
-                .iter::<f64>()
-                .collect();
+            };
             let n = c.len() as f64;
             if c.len() < 2 {
                 return Err(ModelError::Measurement(format!(
@@ -280,6 +273,23 @@ impl<B: AutodiffBackend> DeepSystem<B> {
             variance += w * w * var / n;
         }
         Ok(variance.sqrt())
+    }
+
+    /// C of every example of the source's functional probe and, where t > 0, of the
+    /// target's (each the mean over the probe's fixed draws, in probe order): what a later
+    /// measurement on the same probe is paired with.
+    pub fn probe_classification_per_example(&self) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
+        let model = self.trainer.model().valid();
+        let per_example = |probe: &ProbeSet<B>| -> Vec<f64> {
+            self.functional_part(probe)
+                .functionals_in_chunks(&model)
+                .classification
+                .into_data()
+                .iter::<f64>()
+                .collect()
+        };
+        let target = (self.t > 0.0).then(|| per_example(&self.target_probe));
+        Ok((per_example(&self.source_probe), target))
     }
 
     /// The examples of `probe` on which functionals are measured: those after the gradient
@@ -488,7 +498,7 @@ impl<B: AutodiffBackend> ThermodynamicSystem for DeepSystem<B> {
             if w == 0.0 {
                 continue;
             }
-            let [r, d, c] = host_means(&self.functional_part(probe).functionals(&model));
+            let [r, d, c] = host_means(&self.functional_part(probe).functionals_in_chunks(&model));
             out.rate += w * r;
             out.distortion += w * d;
             out.classification += w * c;

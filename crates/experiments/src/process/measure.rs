@@ -76,7 +76,7 @@ pub(crate) fn measure_on_test<B: AutodiffBackend>(
 
 /// The standard error of `C - C0` paired on the source test examples (see
 /// [`measure_on_test`]).
-fn paired_drift_se(
+pub(crate) fn paired_drift_se(
     start: &TestStart,
     source: &[f64],
     target: Option<&[f64]>,
@@ -107,6 +107,19 @@ fn variance_of_mean(x: &[f64]) -> f64 {
     }
     let mean = x.iter().sum::<f64>() / n;
     x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / ((n - 1.0) * n)
+}
+
+/// The standard error of the drift of C on the controller's probe at data position `t`
+/// as an estimate of the drift on fresh examples, relative to C0: the system's probe now,
+/// paired with `start` (its C of every source probe example at the start) on the same
+/// examples and fixed draws, by the formula of [`measure_on_test`].
+pub(crate) fn probe_drift_se<B: AutodiffBackend>(
+    system: &DeepSystem<B>,
+    start: &TestStart,
+    t: f64,
+) -> Result<f64> {
+    let (source, target) = system.probe_classification_per_example()?;
+    Ok(paired_drift_se(start, &source, target.as_deref(), t)? / start.c0)
 }
 
 /// Source and target test accuracies of a test row (the source's twice without a target).
@@ -156,6 +169,7 @@ pub(crate) fn baseline_row<B: AutodiffBackend>(
         gamma: m.gamma,
         probe: f,
         controller_relative_drift: (f.classification - c0.probe) / c0.probe,
+        controller_relative_drift_se: None,
         source_accuracy: sa,
         target_accuracy: ta,
         test,

@@ -9,7 +9,7 @@ use fep_thermo::{
     ConstraintKind, Multipliers, Process, ProcessPath, StepRecord, ThermodynamicSystem,
 };
 
-use super::measure::{accuracies, measure_on_test};
+use super::measure::{accuracies, measure_on_test, probe_drift_se};
 use super::resume::PathProgress;
 use super::rows::{TestRow, TestStart, TraceRow, Traced, max_drift};
 use super::setup::Setup;
@@ -41,7 +41,7 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
     run: PathRun,
 ) -> Result<Traced> {
     let label = run.label;
-    let (mut process, mut rows, mut start, probe_se) = begin(setup, system, start, &run)?;
+    let (mut process, mut rows, mut start, probe) = begin(setup, system, start, &run)?;
     let progress = bar(1000, label);
     while let Some(record) = process.next() {
         let r = record.context_with(|| format!("{label} process"))?;
@@ -58,8 +58,15 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
             source: per_source,
         });
         progress.set_position((r.s * 1000.0).round() as u64);
-        progress.suspend(|| eprintln!("{label}: {}", step_line(&r, &test)));
         let mut row = trace_row(&r, test, &run, process.system());
+        row.controller_relative_drift_se = match &probe {
+            Some(p) => Some(
+                probe_drift_se(process.system(), &p.start, r.t)
+                    .context_with(|| "pairing the probe's drift with its start".into())?,
+            ),
+            None => None,
+        };
+        progress.suspend(|| eprintln!("{label}: {}", step_line(&r, &row)));
         if run.saves_steps && setup.saver.every_step {
             let name = format!("steps/step-{:03}.ckpt", rows.len());
             let m = Multipliers::new(r.lambda, r.gamma);
@@ -72,7 +79,8 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
             system: process.system().state(),
             rows: rows.clone(),
             test_start: start.clone(),
-            probe_relative_se: probe_se,
+            probe_relative_se: probe.as_ref().map(|p| p.relative_se),
+            probe_start: probe.as_ref().map(|p| p.start.clone()),
         };
         setup
             .resume
@@ -83,7 +91,7 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
     Ok(Traced {
         c0_test: start.as_ref().map_or(f64::NAN, |s| s.c0),
         test_start: start,
-        probe_relative_se: probe_se,
+        probe_relative_se: probe.as_ref().map(|p| p.relative_se),
         max_relative_drift: max_drift(&rows),
         rows,
         c0: result.target,
@@ -92,13 +100,23 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
 }
 
 /// What a path carries from its beginning: the process, the rows so far, the start on the
-/// test splits and the probe's resolution.
+/// test splits and, where C is held, the probe at the start.
 type Begun<'a, B> = (
     Process<'a, DeepSystem<B>>,
     Vec<TraceRow>,
     Option<TestStart>,
-    Option<f64>,
+    Option<ProbeStart>,
 );
+
+/// The controller's probe at the start of a path that holds C.
+struct ProbeStart {
+    /// The standard error of C0 on the probe as an estimate of C on fresh examples,
+    /// relative to C0.
+    relative_se: f64,
+    /// C0 on the probe and C of each source probe example: what every later drift on the
+    /// probe is paired with.
+    start: TestStart,
+}
 
 /// The process of `run` from `start`, or from its last saved step where the resume folder
 /// holds one; a fresh path that holds C first measures how finely its probe resolves C0.
@@ -123,34 +141,46 @@ fn begin<'a, B: AutodiffBackend>(
             let process =
                 Process::resume(system, run.path, run.constraint, continuation, p.snapshot)
                     .context_with(|| format!("resuming the {label} process"))?;
-            (process, p.rows, p.test_start, p.probe_relative_se)
+            let probe = p
+                .probe_relative_se
+                .zip(p.probe_start)
+                .map(|(relative_se, start)| ProbeStart { relative_se, start });
+            (process, p.rows, p.test_start, probe)
         }
         None => {
-            let probe_se = match run.constraint {
+            let probe = match run.constraint {
                 ConstraintKind::FixedGamma => None,
                 _ => Some(probe_resolution(setup, system)?),
             };
             let process = Process::new(system, start, run.path, run.constraint, continuation)
                 .context_with(|| format!("{label} process"))?;
-            (process, Vec::new(), None, probe_se)
+            (process, Vec::new(), None, probe)
         }
     })
 }
 
-/// The standard error of C0 on the controller's probe relative to C0, checked against
-/// the settings ([`ProcessSettings::check_probe`](super::ProcessSettings::check_probe)).
-fn probe_resolution<B: AutodiffBackend>(setup: &Setup, system: &mut DeepSystem<B>) -> Result<f64> {
+/// The controller's probe at the start: the standard error of C0 relative to C0, checked
+/// against the settings ([`ProcessSettings::check_probe`](super::ProcessSettings::check_probe)),
+/// and C of each source probe example.
+fn probe_resolution<B: AutodiffBackend>(
+    setup: &Setup,
+    system: &mut DeepSystem<B>,
+) -> Result<ProbeStart> {
     let se = system.probe_classification_se()?;
     let c0 = system
         .functionals()
         .context_with(|| "measuring C0 on the probe".into())?
         .classification;
-    let relative = se / c0;
+    let relative_se = se / c0;
     setup
         .cfg
         .process
-        .check_probe(relative, setup.cfg.process.probe_size)?;
-    Ok(relative)
+        .check_probe(relative_se, setup.cfg.process.probe_size)?;
+    let (source, _) = system.probe_classification_per_example()?;
+    Ok(ProbeStart {
+        relative_se,
+        start: TestStart { c0, source },
+    })
 }
 
 /// The row of an accepted point: the controller's record beside the test measurement.
@@ -167,6 +197,7 @@ fn trace_row<B: AutodiffBackend>(
         gamma: r.gamma,
         probe: r.functionals,
         controller_relative_drift: r.relative_drift,
+        controller_relative_drift_se: None,
         source_accuracy,
         target_accuracy,
         test,
@@ -180,11 +211,15 @@ fn trace_row<B: AutodiffBackend>(
 }
 
 /// A step in one progress line.
-fn step_line(r: &StepRecord, test: &TestRow) -> String {
+fn step_line(r: &StepRecord, row: &TraceRow) -> String {
     let f = r.functionals;
+    let test = &row.test;
     let (sa, ta) = accuracies(test);
+    let probe_se = row
+        .controller_relative_drift_se
+        .map_or(String::new(), |se| format!(" +- {:.2}", 100.0 * se));
     format!(
-        "s {:.3}  t {:.3}  lambda {:.3}  gamma {:.3}  R {:.3}  D {:.3}  C {:.4} (probe drift {:+.2}%, test drift {:+.2} +- {:.2}%)  acc source {:.2}% target {:.2}%",
+        "s {:.3}  t {:.3}  lambda {:.3}  gamma {:.3}  R {:.3}  D {:.3}  C {:.4} (probe drift {:+.2}{probe_se}%, test drift {:+.2} +- {:.2}%)  acc source {:.2}% target {:.2}%",
         r.s,
         r.t,
         r.lambda,

@@ -47,6 +47,10 @@ pub(crate) struct PathProgress {
     pub test_start: Option<TestStart>,
     /// The probe's relative standard error of C0 (paths that hold C).
     pub probe_relative_se: Option<f64>,
+    /// C of every source probe example at the start, with which the controller's drift
+    /// is paired (paths that hold C).
+    #[serde(default)]
+    pub probe_start: Option<TestStart>,
 }
 
 impl ResumeStore {

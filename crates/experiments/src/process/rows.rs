@@ -86,6 +86,11 @@ pub struct TraceRow {
     pub probe: Functionals,
     /// (C - C0) / C0 on the controller's probe: what the corrector steers on.
     pub controller_relative_drift: f64,
+    /// The standard error of that drift as an estimate of the drift on fresh examples,
+    /// relative to C0: paired with the start on the probe's own examples and fixed draws
+    /// (as [`TestRow::relative_drift_se`]); paths that hold C.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_relative_drift_se: Option<f64>,
     /// Accuracy on the source test set.
     pub source_accuracy: f64,
     /// Accuracy on the target test set (the source's again without a target).
@@ -128,6 +133,11 @@ pub struct HeldConstraint {
     pub test_examples: (usize, usize),
     /// Largest relative drift of C on the controller's probe (what it steers on).
     pub controller_max_relative_drift: f64,
+    /// The largest standard error of the controller's drift along the path (paired on the
+    /// probe, [`TraceRow::controller_relative_drift_se`]), relative to C0: how finely the
+    /// probe resolved every decision of the corrector as a statement about fresh examples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_max_relative_drift_se: Option<f64>,
     /// Noise draws per test example (0: the run was not measured on the test splits; see
     /// [`crate::format`]).
     pub test_samples: usize,
@@ -152,6 +162,11 @@ impl HeldConstraint {
                 (r.test.source.examples, target)
             }),
             controller_max_relative_drift: traced.controller_max_relative_drift,
+            controller_max_relative_drift_se: traced
+                .rows
+                .iter()
+                .filter_map(|r| r.controller_relative_drift_se)
+                .reduce(f64::max),
             test_samples,
             unconverged_steps: traced.rows.iter().filter(|r| !r.converged).count(),
             equilibrium: Some(EquilibriumTally::of(rule, &traced.rows)),
