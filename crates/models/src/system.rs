@@ -17,7 +17,9 @@ use burn::module::AutodiffModule;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use fep_data::{Binarization, ImageDataset};
-use fep_thermo::burn_params::{flatten_gradients, flatten_params, load_params};
+use fep_thermo::burn_params::{
+    flatten_gradients, flatten_params, flatten_params_on_device, load_params,
+};
 use fep_thermo::{
     Equilibrium, EquilibriumReport, Functionals, Multipliers, StationarityMonitor,
     StationarityTest, StoppingRule, ThermoError, ThermodynamicSystem, Weights, equilibrate_by_rule,
@@ -368,14 +370,19 @@ impl<B: AutodiffBackend> DeepSystem<B> {
         for k in 0..steps {
             self.train_step(m)?;
             if average_last > 0 && k + average_last >= steps {
-                average.add(flatten_params(self.trainer.model()));
+                average.add(self.params_on_device());
             }
         }
         self.load_average(average)
     }
 
+    /// The parameters as one vector on the device, without gradient tracking.
+    fn params_on_device(&self) -> Tensor<B::InnerBackend, 1> {
+        flatten_params_on_device(&self.trainer.model().valid())
+    }
+
     /// Sets the parameters to an average of iterates (of at least two).
-    fn load_average(&mut self, average: IterateAverage) -> Result<()> {
+    fn load_average(&mut self, average: IterateAverage<B::InnerBackend>) -> Result<()> {
         if let Some(mean) = average.mean() {
             let model = load_params(self.trainer.model().clone(), &mean)?;
             self.trainer.set_model(model);
@@ -401,7 +408,7 @@ impl<B: AutodiffBackend> DeepSystem<B> {
         let mut met = false;
         while monitor.steps() < test.max_steps {
             let report = self.train_step(m)?;
-            window.add(flatten_params(self.trainer.model()));
+            window.add(self.params_on_device());
             met = monitor.push(test, report.functionals);
             if monitor.steps() % test.window == 0 {
                 last_window = Some(std::mem::take(&mut window));
@@ -424,24 +431,58 @@ impl<B: AutodiffBackend> DeepSystem<B> {
     }
 }
 
-/// A running sum of parameter vectors.
-#[derive(Debug, Default)]
-struct IterateAverage {
+/// A running sum of parameter vectors, in f64 on the host. Iterates wait on the device
+/// and are read in batches (one read per [`IterateAverage::READ_ELEMENTS`] values rather
+/// than one per parameter tensor and step); the sum is the same, in the same order.
+struct IterateAverage<B: Backend> {
     sum: Option<Vec<f64>>,
     count: usize,
+    pending: Vec<Tensor<B, 1>>,
 }
 
-impl IterateAverage {
-    fn add(&mut self, theta: Vec<f64>) {
-        match &mut self.sum {
-            None => self.sum = Some(theta),
-            Some(acc) => acc.iter_mut().zip(&theta).for_each(|(a, b)| *a += b),
+impl<B: Backend> Default for IterateAverage<B> {
+    fn default() -> Self {
+        Self {
+            sum: None,
+            count: 0,
+            pending: Vec::new(),
         }
+    }
+}
+
+impl<B: Backend> IterateAverage<B> {
+    /// Values read to the host at a time.
+    const READ_ELEMENTS: usize = 1 << 23;
+
+    fn add(&mut self, theta: Tensor<B, 1>) {
+        let n = theta.dims()[0];
+        self.pending.push(theta);
         self.count += 1;
+        if self.pending.len() * n >= Self::READ_ELEMENTS {
+            self.read_pending();
+        }
+    }
+
+    /// Adds the waiting iterates to the host sum, in the order they came.
+    fn read_pending(&mut self) {
+        let Some(n) = self.pending.first().map(|t| t.dims()[0]) else {
+            return;
+        };
+        let values: Vec<f64> = Tensor::cat(std::mem::take(&mut self.pending), 0)
+            .into_data()
+            .iter::<f64>()
+            .collect();
+        for theta in values.chunks(n) {
+            match &mut self.sum {
+                None => self.sum = Some(theta.to_vec()),
+                Some(acc) => acc.iter_mut().zip(theta).for_each(|(a, b)| *a += b),
+            }
+        }
     }
 
     /// The mean, where there are at least two iterates.
-    fn mean(self) -> Option<Vec<f64>> {
+    fn mean(mut self) -> Option<Vec<f64>> {
+        self.read_pending();
         let count = self.count as f64;
         self.sum.filter(|_| self.count > 1).map(|mut acc| {
             acc.iter_mut().for_each(|a| *a /= count);

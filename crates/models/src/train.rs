@@ -457,7 +457,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             );
             step.add_part(self.model(), w, batch, noise, micro.unwrap_or(n).min(n));
         }
-        let Some([rate, distortion, classification]) = step.sums() else {
+        let Some(([rate, distortion, classification], grads)) = step.finish() else {
             return Err(ModelError::InvalidConfig(
                 "a training step needs at least one batch with positive weight".into(),
             ));
@@ -469,7 +469,6 @@ impl<B: AutodiffBackend> Trainer<B> {
             ("classification loss", classification),
             ("loss", j),
         ])?;
-        let grads = step.grads();
         let model = self.model.take().expect("model present");
         self.model = Some(self.optimizer.step(learning_rate, model, grads));
         self.state.step += 1;

@@ -30,6 +30,26 @@ pub fn flatten_params<B: Backend, M: Module<B>>(module: &M) -> Vec<f64> {
     visitor.out
 }
 
+struct FlattenOnDevice<B: Backend> {
+    parts: Vec<Tensor<B, 1>>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for FlattenOnDevice<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let value = param.val();
+        let n = value.shape().num_elements();
+        self.parts.push(value.reshape([n]));
+    }
+}
+
+/// [`flatten_params`] as one tensor on the module's device (nothing is read to the host):
+/// the same values in the same order.
+pub fn flatten_params_on_device<B: Backend, M: Module<B>>(module: &M) -> Tensor<B, 1> {
+    let mut visitor = FlattenOnDevice { parts: Vec::new() };
+    module.visit(&mut visitor);
+    Tensor::cat(visitor.parts, 0)
+}
+
 struct Load<'a> {
     theta: &'a [f64],
     offset: usize,

@@ -1,11 +1,13 @@
 //! The sums of one weighted optimiser step ([`Trainer::step_weighted`]): the weighted
 //! batch means of R, D, C read to the host, and the gradient of the weighted loss
-//! accumulated over the parts and their micro-batches.
+//! accumulated over the parts and their micro-batches. The values are read once, after
+//! every backward pass of the step is queued (a read before it would make the host wait
+//! for each forward pass on an asynchronous device).
 //!
 //! [`Trainer::step_weighted`]: super::Trainer::step_weighted
 
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 use fep_data::ImageBatch;
 
@@ -19,12 +21,10 @@ pub(super) struct StepAccumulation<B: AutodiffBackend> {
     lambda: f64,
     /// Multiplier of C in the loss.
     gamma: f64,
-    /// `sum_k w_k mean R`, `sum_k w_k mean D`, `sum_k w_k mean C` over what was added.
-    sums: [f64; 3],
+    /// `[scale R, scale D, scale C]` of every chunk added, on the device (without graph).
+    pending: Vec<Tensor<<B as AutodiffBackend>::InnerBackend, 1>>,
     /// The gradient of the weighted loss over what was added.
     accumulator: GradientsAccumulator<FepModel<B>>,
-    /// Whether any chunk was added.
-    any: bool,
 }
 
 impl<B: AutodiffBackend> StepAccumulation<B> {
@@ -33,9 +33,8 @@ impl<B: AutodiffBackend> StepAccumulation<B> {
         Self {
             lambda,
             gamma,
-            sums: [0.0; 3],
+            pending: Vec::new(),
             accumulator: GradientsAccumulator::new(),
-            any: false,
         }
     }
 
@@ -69,8 +68,9 @@ impl<B: AutodiffBackend> StepAccumulation<B> {
         }
     }
 
-    /// Adds one chunk at `scale`: `scale * sum over the chunk` of R, D and C to the host
-    /// sums, and the gradient of `scale * sum (R + lambda D + gamma C)` to the accumulator.
+    /// Adds one chunk at `scale`: `scale * sum over the chunk` of R, D and C to the values
+    /// read at the end, and the gradient of `scale * sum (R + lambda D + gamma C)` to the
+    /// accumulator.
     fn add_chunk(
         &mut self,
         model: &FepModel<B>,
@@ -83,26 +83,33 @@ impl<B: AutodiffBackend> StepAccumulation<B> {
         let r = f.rate.sum().mul_scalar(scale);
         let d = f.distortion.sum().mul_scalar(scale);
         let c = f.classification.sum().mul_scalar(scale);
-        let host: Vec<f64> = Tensor::cat(vec![r.clone(), d.clone(), c.clone()], 0)
-            .into_data()
-            .iter::<f64>()
-            .collect();
-        for (acc, v) in self.sums.iter_mut().zip(&host) {
-            *acc += v;
-        }
+        self.pending
+            .push(Tensor::cat(vec![r.clone(), d.clone(), c.clone()], 0).inner());
         let loss = r + d.mul_scalar(self.lambda) + c.mul_scalar(self.gamma);
         let grads = GradientsParams::from_grads(loss.backward(), model);
         self.accumulator.accumulate(model, grads);
-        self.any = true;
     }
 
-    /// The weighted means `[R, D, C]` of the step, or `None` when nothing was added.
-    pub(super) fn sums(&self) -> Option<[f64; 3]> {
-        self.any.then_some(self.sums)
+    /// The weighted means `[R, D, C]` of the step (summed on the host in f64, chunk by
+    /// chunk in the order added) and the gradient of the weighted loss for the optimiser;
+    /// `None` when nothing was added.
+    pub(super) fn finish(mut self) -> Option<([f64; 3], GradientsParams)> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let grads = self.accumulator.grads();
+        let host = read_all(std::mem::take(&mut self.pending));
+        let mut sums = [0.0; 3];
+        for chunk in host.chunks(3) {
+            for (acc, v) in sums.iter_mut().zip(chunk) {
+                *acc += v;
+            }
+        }
+        Some((sums, grads))
     }
+}
 
-    /// The gradient of the weighted loss, for the optimiser.
-    pub(super) fn grads(mut self) -> GradientsParams {
-        self.accumulator.grads()
-    }
+/// The values of `tensors`, concatenated, in one read.
+fn read_all<B: Backend>(tensors: Vec<Tensor<B, 1>>) -> Vec<f64> {
+    Tensor::cat(tensors, 0).into_data().iter::<f64>().collect()
 }
