@@ -164,9 +164,17 @@ torch-compare-variants:
     OUT=runs/torch-compare/variants EVAL_ARGS="--kind cifar10 --validation-size 2 --split train --binarization none" FEP="target/release/fep --backend {{backend}}" bash benchmarks/peers/compare_fep.sh cifar-resnet runs/torch-compare/variants/cifar-resnet/checkpoint.ckpt benchmarks/peers/variants/cifar-resnet.toml
     python3 benchmarks/peers/load_fep.py --summary runs/torch-compare/variants
 
-# The GPU check script (build with cuda and wgpu, GPU tests, bench) writing to a folder.
+# Builds in target/cuda-build (about 10 min on 2 cores); gpu-carry/ then holds fep.gz, full
+# MNIST and, with --tests, the cuda test binaries; the device call is printed at the end.
+# For the GPU machine: fep with cuda and what scripts/gpu-check.sh needs (docs/BACKENDS.md).
+gpu-prepare *args:
+    bash scripts/gpu-prepare.sh {{args}}
+
+# Per-step timing beside PyTorch and JAX, the exact solve, an epoch of the paper's model, the
+# carried tests and the demo, in at most 8 minutes; results in summary.txt and results.tar.gz.
+# The GPU check on this machine's NVIDIA GPU, after gpu-prepare (docs/BACKENDS.md).
 gpu-check out="runs/gpu-check":
-    bash scripts/gpu-check.sh {{out}}
+    OUT={{out}} bash scripts/gpu-check.sh
 
 # Compile-check the GPU backends (no GPU needed; wgpu takes 10+ minutes on 2 cores).
 check-gpu:

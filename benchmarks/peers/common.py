@@ -4,12 +4,20 @@ limit. Importing this module imports neither jax nor torch."""
 
 import os
 import sys
+import time
 
 import numpy as np
+
+_IMPORTED = time.time()
 
 MODELS = ("reference", "mnist-paper")
 # The batch the comparison runs each model at (issue 14).
 DEFAULT_BATCH = {"reference": 128, "mnist-paper": 64}
+# Where the peers run: `cpu` (the default; the comparison of issue 14) or `cuda` (one
+# NVIDIA GPU, issue 23).
+DEVICES = ("cpu", "cuda")
+# The batches of the GPU comparison: those of `fep bench` on the GPU (issue 23).
+GPU_BATCHES = {"reference": (128, 1024), "mnist-paper": (64, 512)}
 
 LATENT = 16  # latent dimension (ModelConfig default)
 CLASSES = 10
@@ -95,9 +103,42 @@ def cpu_model():
     return "unknown"
 
 
+def process_start_time():
+    """The wall-clock time (as `time.time()`) at which this process started: from
+    /proc/self/stat on Linux (10 ms resolution), else the time this module was imported."""
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        started = time.time() - uptime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        if started <= _IMPORTED + 0.05 and started > _IMPORTED - 3600:
+            return started
+    except (OSError, ValueError, IndexError):
+        pass
+    return _IMPORTED
+
+
+_PEERS_BUILT = [0]
+
+
 class TimedPeer:
     """What every in-process peer shares: a subclass implements `_steps(n)`, which runs n
     train steps and leaves `self.loss` materialised (the work finished, not only queued)."""
+
+    def _first_step(self, build_started):
+        """The first train step (with torch.compile or jax.jit: the compilation), timed:
+        sets `build_seconds` (model, optimiser and data before it), `first_step_seconds`,
+        `time_to_first_step_s` (from the start of this process to the end of the first
+        step: cold only for the first peer built in the process) and `first_in_process`."""
+        started = time.perf_counter()
+        self._steps(1)
+        done = time.perf_counter()
+        self.build_seconds = started - build_started
+        self.first_step_seconds = done - started
+        self.time_to_first_step_s = time.time() - process_start_time()
+        self.first_in_process = _PEERS_BUILT[0] == 0
+        _PEERS_BUILT[0] += 1
 
     def warmup(self, steps):
         self._steps(steps)

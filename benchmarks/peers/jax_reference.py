@@ -1,7 +1,8 @@
 """JAX peers of `fep bench`: the reference model (`fep bench reference`: mnist-small
 layers, Bernoulli decoder, linear classifier) and the mnist-paper network (`fep bench
 --arch mnist-paper`: the authors' DCGAN-style encoder and decoder with BatchNorm),
-trained with Adam on CPU and timed in steps per second.
+trained with Adam on CPU (or, with `--device cuda`, on one NVIDIA GPU through JAX's
+CUDA plugin) and timed in steps per second.
 
 Layout is NHWC (what XLA's CPU convolutions prefer); weights are HWIO. Everything is
 float32. One train step (forward, backward, Adam update, BatchNorm running statistics)
@@ -16,7 +17,15 @@ transposed convolution with padding 0, as one matrix product). `--check` shows t
 the two agree on every transposed convolution of both models.
 
 jax is imported lazily (inside `build`) so that the command line can limit the
-threads (`common.limit_threads`) before jax is loaded.
+threads (`common.limit_threads`) and choose the platform (`select_platform`) before jax
+is loaded.
+
+On cuda every timed block ends with `block_until_ready` as on the CPU; the record adds
+the time of the first step (the jit compilation) and the time from the start of the
+process to the end of that first step (`time_to_first_step_s`, cold for the first batch
+of the process). XLA chooses the precision of float32 convolutions and matrix products
+on the GPU (`--matmul-precision` sets `jax_default_matmul_precision`; `highest` asks for
+full float32).
 """
 
 import argparse
@@ -25,6 +34,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -54,6 +64,21 @@ DECONV_HELP = (
 def set_threads(n):
     """Limit this process to `n` CPUs before jax is imported (see common.limit_threads)."""
     return common.limit_threads(n)
+
+
+PLATFORMS = {"cpu": "cpu", "cuda": "cuda"}
+MATMUL_PRECISIONS = ("default", "high", "highest")
+
+
+def select_platform(device):
+    """Make jax use `device` (cpu or cuda): sets JAX_PLATFORMS unless it is set already.
+    Must run before jax is imported; with an installed CUDA plugin, jax would otherwise
+    take the GPU for a CPU measurement."""
+    if device not in common.DEVICES:
+        raise ValueError(f"device must be one of {common.DEVICES}, got {device!r}")
+    if "jax" in sys.modules:
+        raise RuntimeError("select_platform must be called before jax is imported")
+    os.environ.setdefault("JAX_PLATFORMS", PLATFORMS[device])
 
 
 def subpixel_plan(k, pad, size):
@@ -125,16 +150,26 @@ def make_deconv(impl):
 class Peer(common.TimedPeer):
     """A compiled train step with its parameters, BatchNorm state, optimiser state and data."""
 
-    def __init__(self, batch, seed, deconv_impl="lax", model="reference"):
+    def __init__(self, batch, seed, deconv_impl="lax", model="reference", device="cpu"):
+        build_started = time.perf_counter()
         if deconv_impl not in DECONV_IMPLS:
             raise ValueError(f"deconv_impl must be one of {DECONV_IMPLS}")
         common.check_model(model)
+        if device not in common.DEVICES:
+            raise ValueError(f"device must be one of {common.DEVICES}, got {device!r}")
         import jax
         import jax.numpy as jnp
         import numpy as np
         import optax
 
+        if device == "cuda" and jax.default_backend() != "gpu":
+            raise RuntimeError(
+                f"--device cuda: jax {jax.__version__} runs on {jax.default_backend()!r}, not a GPU "
+                f"(devices {jax.devices()}; JAX_PLATFORMS={os.environ.get('JAX_PLATFORMS')!r}); "
+                "install jax with its CUDA plugin"
+            )
         self.jax, self.batch, self.deconv_impl, self.model = jax, batch, deconv_impl, model
+        self.device = device
         lax = jax.lax
         dn = ("NHWC", "HWIO", "NHWC")
 
@@ -290,7 +325,7 @@ class Peer(common.TimedPeer):
         self.forward_loss = jax.jit(forward_loss)
         self.step = jax.jit(train_step, donate_argnums=(0, 1, 2, 3))
         self.loss = None
-        self._steps(1)  # compile
+        self._first_step(build_started)  # compiles here
 
     def _steps(self, n):
         for _ in range(n):
@@ -305,8 +340,8 @@ class Peer(common.TimedPeer):
 Reference = Peer
 
 
-def build(batch=128, seed=0, deconv_impl="lax", model="reference"):
-    return Peer(batch, seed, deconv_impl, model)
+def build(batch=128, seed=0, deconv_impl="lax", model="reference", device="cpu"):
+    return Peer(batch, seed, deconv_impl, model, device)
 
 
 def versions():
@@ -327,7 +362,7 @@ def describe(model, sps, steps, threads=None):
     import jax
 
     med = statistics.median(sps)
-    return {
+    rec = {
         "framework": "jax",
         "system": f"jax-{model.deconv_impl}",
         "model": model.model,
@@ -348,6 +383,31 @@ def describe(model, sps, steps, threads=None):
         "num_params": model.num_params,
         "num_params_fep_convention": model.num_params + model.num_state,
         "last_loss": model.last_loss(),
+    }
+    if getattr(model, "device", "cpu") == "cuda":
+        rec.update(cuda_fields(model))
+    return rec
+
+
+def cuda_fields(peer):
+    """What a cuda record adds: the GPU, the precision setting, the synchronisation and
+    the first step."""
+    jax = peer.jax
+    dev = jax.devices()[0]
+    try:
+        peak = dev.memory_stats().get("peak_bytes_in_use", 0) / 2**20
+    except Exception:  # noqa: BLE001  (not every plugin reports memory)
+        peak = None
+    return {
+        "gpu": getattr(dev, "device_kind", str(dev)),
+        "backend": jax.default_backend(),
+        "default_matmul_precision": getattr(jax.config, "jax_default_matmul_precision", None),
+        "sync": "jax.block_until_ready after every timed block",
+        "build_seconds": peer.build_seconds,
+        "first_step_seconds": peer.first_step_seconds,
+        "time_to_first_step_s": peer.time_to_first_step_s,
+        "first_in_process": peer.first_in_process,
+        "peak_gpu_memory_mib": peak,
     }
 
 
@@ -377,10 +437,59 @@ def check_deconvs(seed=0):
     return results
 
 
+def write_json(path, value):
+    with open(path, "w") as f:
+        json.dump(value, f, indent=2)
+        f.write("\n")
+
+
+def measure(model, args, how):
+    """Warm-up, then the timed repetitions of one built peer; prints them and returns the
+    record."""
+    batch = model.batch
+    where = "" if model.device == "cpu" else f" on {model.device}"
+    print(
+        f"jax {args.model} ({args.deconv}){where}, batch {batch}: {model.num_params} trainable parameters, "
+        f"{model.num_params + model.num_state} with BatchNorm running statistics "
+        f"(fep: {common.FEP_NUM_PARAMS[args.model]}); threads: {how}"
+    )
+    if model.device == "cuda":
+        print(
+            f"first step {model.first_step_seconds:.3f} s (after {model.build_seconds:.3f} s of "
+            f"building); {model.time_to_first_step_s:.2f} s from the start of the process"
+            f"{'' if model.first_in_process else ' (not the first peer of this process)'}",
+            flush=True,
+        )
+    if args.show_losses:
+        print("losses:", " ".join(f"{v:.2f}" for v in model.losses(args.show_losses)))
+    model.warmup(args.warmup)
+    sps = []
+    print(f"{'rep':>3}  {'steps/s':>9}  {'images/s':>10}")
+    for i in range(args.reps):
+        sps.append(model.run_rep(args.steps))
+        print(f"{i:>3}  {sps[-1]:>9.2f}  {sps[-1] * batch:>10.1f}", flush=True)
+    rec = describe(model, sps, args.steps, args.threads)
+    if model.device == "cuda":
+        rec["warmup_steps"] = args.warmup
+    print(
+        f"median {rec['median_steps_per_second']:.2f} steps/s, "
+        f"{rec['images_per_second_median']:.1f} images/s "
+        f"({rec['num_params']} params, {rec['device']}, threads {rec['threads']})",
+        flush=True,
+    )
+    return rec
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", choices=common.MODELS, default="reference")
-    ap.add_argument("--batch", type=int, help="default: 128 (reference), 64 (mnist-paper)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        nargs="+",
+        help="default: 128 (reference), 64 (mnist-paper); several: one after the other in "
+        "this process, --json then writes a list of records",
+    )
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--reps", type=int, default=5)
@@ -388,6 +497,18 @@ def main(argv=None):
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--deconv", choices=DECONV_IMPLS, default="lax", help=DECONV_HELP)
     ap.add_argument("--threads", type=int, help="limit the process to N CPUs (before jax loads)")
+    ap.add_argument(
+        "--device",
+        choices=common.DEVICES,
+        default="cpu",
+        help="cpu, or cuda (one NVIDIA GPU through jax's CUDA plugin); sets JAX_PLATFORMS unless set",
+    )
+    ap.add_argument(
+        "--matmul-precision",
+        choices=MATMUL_PRECISIONS,
+        default="default",
+        help="jax_default_matmul_precision (default: XLA's choice; highest: full float32 on the GPU)",
+    )
     ap.add_argument(
         "--show-losses",
         type=int,
@@ -402,6 +523,11 @@ def main(argv=None):
     )
     args = ap.parse_args(argv)
     how = set_threads(args.threads) if args.threads is not None else "unrestricted"
+    select_platform(args.device)
+    if args.matmul_precision != "default":
+        import jax
+
+        jax.config.update("jax_default_matmul_precision", args.matmul_precision)
 
     if args.check:
         bad = False
@@ -413,31 +539,14 @@ def main(argv=None):
             )
         sys.exit(1 if bad else 0)
 
-    batch = args.batch or common.DEFAULT_BATCH[args.model]
-    model = build(batch, args.seed, args.deconv, args.model)
-    print(
-        f"jax {args.model} ({args.deconv}), batch {batch}: {model.num_params} trainable parameters, "
-        f"{model.num_params + model.num_state} with BatchNorm running statistics "
-        f"(fep: {common.FEP_NUM_PARAMS[args.model]}); threads: {how}"
-    )
-    if args.show_losses:
-        print("losses:", " ".join(f"{v:.2f}" for v in model.losses(args.show_losses)))
-    model.warmup(args.warmup)
-    sps = []
-    print(f"{'rep':>3}  {'steps/s':>9}  {'images/s':>10}")
-    for i in range(args.reps):
-        sps.append(model.run_rep(args.steps))
-        print(f"{i:>3}  {sps[-1]:>9.2f}  {sps[-1] * batch:>10.1f}")
-    rec = describe(model, sps, args.steps, args.threads)
-    print(
-        f"median {rec['median_steps_per_second']:.2f} steps/s, "
-        f"{rec['images_per_second_median']:.1f} images/s "
-        f"({rec['num_params']} params, {rec['device']}, threads {rec['threads']})"
-    )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rec, f, indent=2)
-            f.write("\n")
+    batches = args.batch or [common.DEFAULT_BATCH[args.model]]
+    records = []
+    for batch in batches:
+        model = build(batch, args.seed, args.deconv, args.model, args.device)
+        records.append(measure(model, args, how))
+        if args.json:  # after every batch: a run stopped later keeps the batches done
+            write_json(args.json, records[0] if len(batches) == 1 else records)
+        del model
 
 
 if __name__ == "__main__":
