@@ -148,11 +148,17 @@ pub fn transfer(s: &TransferSummary) {
         method_line(method.name(), result, result.max_relative_drift);
     }
     println!(
-        "(R, D, C on the target test set; max |drift|: C on p_t from the test splits ({} source and {} target test images, {} fresh noise draws each), apart from the controller, with its standard error paired with the start on the same examples and draws; the controller's own probe drift was {:.2}%)",
+        "(R, D, C on the target test set; max |drift|: C on p_t from the test splits ({} source and {} target test images, {} fresh noise draws each), apart from the controller, with its standard error paired with the start on the same examples and draws; the controller's own probe drift was {:.2}%{})",
         s.held.test_examples.0,
         s.held.test_examples.1,
         s.held.test_samples,
-        100.0 * s.held.controller_max_relative_drift
+        100.0 * s.held.controller_max_relative_drift,
+        s.held
+            .controller_max_relative_drift_se
+            .map_or(String::new(), |se| format!(
+                ", resolved to +-{:.2}% or better (paired on the probe)",
+                100.0 * se
+            ))
     );
     if s.held.test_examples.0 < SMALL_TEST_SPLIT {
         println!(

@@ -26,10 +26,15 @@ pub(super) fn opt_pct(x: Option<f64>) -> String {
     x.map(pct).unwrap_or_else(|| "-".into())
 }
 
-pub(super) fn label(device: &str, data_dir: &Path, seed: u64, wall: f64) -> String {
+pub(super) fn label(device: &str, data: (&Path, Option<u64>), seed: u64, wall: f64) -> String {
+    let dealt = data.1.map_or(String::new(), |k| {
+        format!(
+            " (each domain's official training and test images pooled and dealt again, seed {k})"
+        )
+    });
     format!(
-        "backend `{device}`, data `{}`, seed {seed}, wall time {wall:.0} s",
-        data_dir.display()
+        "backend `{device}`, data `{}`{dealt}, seed {seed}, wall time {wall:.0} s",
+        data.0.display()
     )
 }
 

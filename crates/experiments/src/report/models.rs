@@ -25,7 +25,12 @@ pub(super) fn train_source_section(
         s.lambda,
         s.gamma,
         s.epochs,
-        label(&s.device, &s.data_dir, s.seed, s.wall_seconds)
+        label(
+            &s.device,
+            (&s.data_dir, s.config.data.resplit_seed),
+            s.seed,
+            s.wall_seconds,
+        )
     )
     .map_err(fmt_error)?;
     writeln!(

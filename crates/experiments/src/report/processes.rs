@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 
 use super::markdown::{Figures, fmt_error, label, opt_pct, pct};
 use crate::error::Result;
-use crate::process::{IsoClassificationSummary, Method, MethodResult, TransferSummary};
+use crate::process::{
+    HeldConstraint, IsoClassificationSummary, Method, MethodResult, TransferSummary,
+};
 use crate::seeds::{IsoAggregate, TransferAggregate};
 
 pub(super) fn iso_section(
@@ -20,8 +22,13 @@ pub(super) fn iso_section(
         s.end.lambda,
         s.held.c0,
         s.integrator,
-        label(&s.run.device, &s.run.data_dir, s.run.seed, s.wall_seconds.total),
-        independence_note(s.held.test_samples, s.held.c0_test)
+        label(
+            &s.run.device,
+            (&s.run.data_dir, s.run.config.data.resplit_seed),
+            s.run.seed,
+            s.wall_seconds.total,
+        ),
+        independence_note(&s.held)
     )
     .map_err(fmt_error)?;
     writeln!(
@@ -104,14 +111,34 @@ pub(super) fn drifts(
     (independent, opt_pct(controller))
 }
 
-pub(super) fn independence_note(samples: usize, c0_test: f64) -> String {
-    if samples > 0 {
+pub(super) fn independence_note(held: &HeldConstraint) -> String {
+    let (samples, c0_test) = (held.test_samples, held.c0_test);
+    let mut note = if samples > 0 {
+        let (source, target) = held.test_examples;
+        let examples = match target {
+            0 => format!("{source} test examples"),
+            _ => format!("{source} source and {target} target test examples"),
+        };
         format!(
-            "Drift is measured apart from the controller: C on the test split(s) with fresh noise ({samples} draws per example), against C0 = {c0_test:.4} measured the same way at the start."
+            "Drift is measured apart from the controller: C on the test split(s) ({examples}) with fresh noise ({samples} draws per example), against C0 = {c0_test:.4} measured the same way at the start, each drift with its standard error paired with the start."
         )
     } else {
         "This run was not measured apart from the controller (a format-1 summary): its drift is the controller's own, on its probe.".into()
+    };
+    if let Some(se) = held.probe_relative_se {
+        note.push_str(&format!(
+            " The controller's probe resolves C0 to +-{:.1}% (one standard error as an estimate of C on fresh examples)",
+            100.0 * se
+        ));
+        note.push_str(&match held.controller_max_relative_drift_se {
+            Some(d) => format!(
+                "; its drift along the path, paired with the start on the probe, to +-{:.1}% at most.",
+                100.0 * d
+            ),
+            None => ".".into(),
+        });
     }
+    note
 }
 
 pub(super) fn method_row(name: &str, v: &MethodResult, drift: (String, String)) -> String {
@@ -138,8 +165,13 @@ pub(super) fn transfer_section(md: &mut String, s: &TransferSummary, fig: &Figur
         s.run.config.process.steps,
         s.run.config.process.data_exponent,
         s.budget.optimizer_steps,
-        label(&s.run.device, &s.run.data_dir, s.run.seed, s.wall_seconds.total),
-        independence_note(s.held.test_samples, s.held.c0_test)
+        label(
+            &s.run.device,
+            (&s.run.data_dir, s.run.config.data.resplit_seed),
+            s.run.seed,
+            s.wall_seconds.total,
+        ),
+        independence_note(&s.held)
     )
     .map_err(fmt_error)?;
     writeln!(
