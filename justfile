@@ -57,6 +57,31 @@ train-source *args:
 train-source-resume *args:
     {{fep}} train-source --config experiments/train-source.toml --out runs/train-source --resume {{args}}
 
+# Full MNIST (60k/10k) for the scientific runs: `just fetch-data` or the shared copy.
+full := "../shared/datasets/mnist-full"
+
+# The scientific setting: the source on full MNIST digits 0-4 (8 epochs of 924 steps, about 2 min on 2 cores).
+train-source-full data=full:
+    {{fep}} train-source --config experiments/train-source-full.toml --data-dir {{data}} --out runs/train-source-full --force
+
+# Iso-classification on full MNIST: C held on the training split, measured on the full test split.
+iso-classification-full data=full *args:
+    @test -f runs/train-source-full/checkpoint.ckpt || just features={{features}} backend={{backend}} train-source-full {{data}}
+    {{fep}} iso-classification --config experiments/iso-classification-full.toml --data-dir {{data}} --out runs/iso-classification-full --force {{args}}
+
+# Transfer on full MNIST: C held on both training splits (about 29,000 images each), measured on the full test splits (about 17 min on 2 cores for ours; add --no-baselines).
+transfer-iso-classification-full data=full *args:
+    @test -f runs/train-source-full/checkpoint.ckpt || just features={{features}} backend={{backend}} train-source-full {{data}}
+    {{fep}} transfer-iso-classification --config experiments/transfer-iso-classification-full.toml --data-dir {{data}} --out runs/transfer-iso-classification-full --force {{args}}
+
+# Seeds 1..n of the full-MNIST transfer with each domain's train and test images pooled and dealt again (see the config).
+transfer-full-resplit-seeds n="3" data=full *args:
+    {{fep}} transfer-iso-classification --config experiments/transfer-iso-classification-full-resplit.toml --train-config experiments/train-source-full-resplit.toml --data-dir {{data}} --out runs/transfer-full-resplit-seeds --seeds {{n}} {{args}}
+
+# Seeds 1..n of the full-MNIST transfer on the official splits (source and transfer per seed).
+transfer-full-seeds n="3" data=full *args:
+    {{fep}} transfer-iso-classification --config experiments/transfer-iso-classification-full.toml --train-config experiments/train-source-full.toml --data-dir {{data}} --out runs/transfer-full-seeds --seeds {{n}} {{args}}
+
 # GPU-sized source runs (full MNIST with the authors' network; CIFAR-10); see the configs.
 train-source-paper data="data/mnist":
     {{fep}} train-source --config experiments/train-source-paper.toml --data-dir {{data}} --out runs/train-source-paper --force
