@@ -1,6 +1,8 @@
 //! GPU-marked tests: run only with `--features cuda` (or `wgpu`) and `--ignored` on a
-//! machine with a GPU (`scripts/gpu-check.sh` does both). They check that the GPU backend
-//! reproduces the exact model's closed forms and trains a deep model step.
+//! machine with a GPU (`scripts/test-wgpu.sh` on Mesa's software Vulkan device;
+//! `scripts/gpu-check.sh` runs them when `gpu-prepare --tests` carried them). They check
+//! that the GPU backend reproduces the exact model's closed forms, trains a deep model, and
+//! compiles and tunes no kernel in a warm training step.
 #![cfg(any(feature = "cuda", feature = "wgpu"))]
 
 use std::process::Command;
@@ -16,6 +18,90 @@ fn fep(args: &[&str]) -> std::process::Output {
         .current_dir(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
         .output()
         .expect("run fep")
+}
+
+/// Kernels compiled and autotune runs (CubeCL's own logs: one `[Compiling kernel]` line
+/// per compilation, one `Fastest result` line per tuned key) of `fep bench reference` with
+/// `steps` training steps and no warm-up, in a fresh folder with fresh caches.
+fn compiled_and_tuned(steps: usize) -> (Vec<String>, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("cubecl.toml"),
+        format!(
+            r#"
+[compilation.logger]
+level = "basic"
+file = "{0}/compilation.log"
+append = true
+
+[autotune]
+cache = {{ file = "{0}/autotune-cache" }}
+
+[autotune.logger]
+level = "minimal"
+file = "{0}/autotune.log"
+append = true
+"#,
+            d.display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_fep"))
+        .args(["--backend", &backend(), "bench", "reference", "--batch", "64"])
+        .args(["--warmup", "0", "--reps", "1", "--steps", &steps.to_string()])
+        .args(["--json", d.join("bench.json").to_str().unwrap()])
+        .current_dir(d)
+        .output()
+        .expect("run fep");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = |file: &str, marker: &str| -> Vec<String> {
+        std::fs::read_to_string(d.join(file))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(marker))
+            .map(str::to_string)
+            .collect()
+    };
+    (
+        lines("compilation.log", "[Compiling kernel]"),
+        lines("autotune.log", "Fastest result"),
+    )
+}
+
+/// A warm training step compiles and tunes nothing: six steps compile and tune exactly
+/// what two steps do (a kernel whose source changed from step to step, a shape or a
+/// constant baked into a fused kernel, would be compiled again).
+#[test]
+#[ignore = "needs a GPU (or a software Vulkan device for wgpu)"]
+fn warm_training_steps_compile_and_tune_no_kernel() {
+    let (compiled_2, tuned_2) = compiled_and_tuned(2);
+    let (compiled_6, tuned_6) = compiled_and_tuned(6);
+    assert!(
+        !compiled_2.is_empty(),
+        "no compilation logged: was cubecl.toml read?"
+    );
+    let extra = |a: &[String], b: &[String]| -> Vec<String> {
+        let mut rest = a.to_vec();
+        for x in b {
+            if let Some(i) = rest.iter().position(|y| y == x) {
+                rest.remove(i);
+            }
+        }
+        rest
+    };
+    assert_eq!(
+        compiled_6.len(),
+        compiled_2.len(),
+        "kernels compiled in steps 3-6: {:?}",
+        extra(&compiled_6, &compiled_2)
+    );
+    assert_eq!(
+        tuned_6.len(),
+        tuned_2.len(),
+        "autotune runs in steps 3-6: {:?}",
+        extra(&tuned_6, &tuned_2)
+    );
 }
 
 #[test]
