@@ -78,6 +78,25 @@ transfer-iso-classification-full data=full *args:
 transfer-full-resplit-seeds n="3" data=full *args:
     {{fep}} transfer-iso-classification --config experiments/transfer-iso-classification-full-resplit.toml --train-config experiments/train-source-full-resplit.toml --data-dir {{data}} --out runs/transfer-full-resplit-seeds --seeds {{n}} {{args}}
 
+# Seeds 1..n of the full-MNIST iso-classification (source and process per seed).
+iso-classification-full-seeds n="3" data=full *args:
+    {{fep}} iso-classification --config experiments/iso-classification-full.toml --train-config experiments/train-source-full.toml --data-dir {{data}} --out runs/iso-classification-full-seeds --seeds {{n}} {{args}}
+
+# The full-MNIST results (docs/full-mnist/REPRODUCTION.md): source, iso-classification, the
+# transfer with every baseline on the official splits, and three seeds of the transfer on the
+# splits dealt again (about 2.5 hours on 2 cores with flex; a GPU backend by features/backend).
+reproduce-full data=full:
+    just features={{features}} backend={{backend}} train-source-full {{data}}
+    just features={{features}} backend={{backend}} iso-classification-full {{data}}
+    just features={{features}} backend={{backend}} transfer-iso-classification-full {{data}}
+    just features={{features}} backend={{backend}} transfer-full-resplit-seeds 3 {{data}} --force
+    mkdir -p runs/full
+    ln -sfn ../train-source-full runs/full/train-source
+    ln -sfn ../iso-classification-full runs/full/iso-classification
+    ln -sfn ../transfer-iso-classification-full runs/full/transfer-iso-classification
+    ln -sfn ../transfer-full-resplit-seeds runs/full/transfer-seeds
+    {{fep}} report --runs runs/full --setting full-mnist --out docs/full-mnist/REPRODUCTION.md
+
 # Seeds 1..n of the full-MNIST transfer on the official splits (source and transfer per seed).
 transfer-full-seeds n="3" data=full *args:
     {{fep}} transfer-iso-classification --config experiments/transfer-iso-classification-full.toml --train-config experiments/train-source-full.toml --data-dir {{data}} --out runs/transfer-full-seeds --seeds {{n}} {{args}}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use fep_experiments::format::{SUMMARY_FORMAT, read_summary};
 use fep_experiments::io::{read_json, write_json};
 use fep_experiments::process::{Method, TransferSummary};
-use fep_experiments::report::{ReportOptions, report};
+use fep_experiments::report::{ReportOptions, ReportSetting, report};
 use fep_experiments::train_source::TrainSourceSummary;
 
 fn fixtures() -> PathBuf {
@@ -62,12 +62,37 @@ fn summaries_of_the_previous_version_parse_and_round_trip() {
 }
 
 #[test]
+fn a_full_mnist_report_names_its_recipes_and_has_no_surfaces() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("docs/full-mnist/REPRODUCTION.md");
+    report(&ReportOptions {
+        runs: fixtures(),
+        out: out.clone(),
+        setting: ReportSetting::FullMnist,
+    })
+    .expect("report");
+    let md = std::fs::read_to_string(&out).expect("read the report");
+    for recipe in [
+        "`just reproduce-full`",
+        "`just train-source-full`",
+        "`just iso-classification-full`",
+        "`just transfer-iso-classification-full`",
+    ] {
+        assert!(md.contains(recipe), "{recipe} missing:\n{md}");
+    }
+    assert!(!md.contains("`just transfer-iso-classification`"), "{md}");
+    assert!(!md.contains("## 4. Equilibrium surface"), "{md}");
+    assert!(out.parent().unwrap().join("figures").is_dir());
+}
+
+#[test]
 fn report_tables_hold_the_measured_numbers() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("docs/REPRODUCTION.md");
     let written = report(&ReportOptions {
         runs: fixtures(),
         out: out.clone(),
+        setting: ReportSetting::Bundled,
     })
     .expect("report");
     assert_eq!(written, out);
@@ -108,6 +133,7 @@ fn an_unreadable_summary_is_named() {
     let err = report(&ReportOptions {
         runs: runs.clone(),
         out: dir.path().join("r.md"),
+        setting: ReportSetting::Bundled,
     })
     .expect_err("a truncated summary is an error");
     let text = format!("{err}");
@@ -163,6 +189,7 @@ fn exact_surface_passes_every_check_at_the_default_grid() {
     report(&ReportOptions {
         runs: runs.clone(),
         out: md_path.clone(),
+        setting: ReportSetting::Bundled,
     })
     .expect("report");
     let md = std::fs::read_to_string(&md_path).unwrap();

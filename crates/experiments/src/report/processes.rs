@@ -312,10 +312,15 @@ pub(super) fn transfer_seeds_section(
 
 /// The iso-classification over seeds: C0, the drifts of both paths and the rate change
 /// (mean +- sd), the band seed by seed, and the chart.
-pub(super) fn iso_seeds_section(md: &mut String, a: &IsoAggregate, fig: &Figures) -> Result<()> {
+pub(super) fn iso_seeds_section(
+    md: &mut String,
+    a: &IsoAggregate,
+    fig: &Figures,
+    recipe: &str,
+) -> Result<()> {
     writeln!(
         md,
-        "### Iso-classification over seeds (`just iso-classification-seeds`)\n\nSeeds {:?} (each: its own source training and process), `{}`; mean +- sample standard deviation. C0 on the test split {}; largest drift of C (test split, fresh noise) along the iso-classification path {}%, along the naive path (gamma fixed) {}%; R changes by {}% along the path.\n",
+        "### Iso-classification over seeds (`just {recipe}`)\n\nSeeds {:?} (each: its own source training and process), `{}`; mean +- sample standard deviation. C0 on the test split {}; largest drift of C (test split, fresh noise) along the iso-classification path {}%, along the naive path (gamma fixed) {}%; R changes by {}% along the path.\n",
         a.seeds,
         a.device,
         a.c0_test.show(1.0, 4),
