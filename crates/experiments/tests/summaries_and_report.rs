@@ -82,6 +82,7 @@ fn a_full_mnist_report_names_its_recipes_and_has_no_surfaces() {
     }
     assert!(!md.contains("`just transfer-iso-classification`"), "{md}");
     assert!(!md.contains("## 4. Equilibrium surface"), "{md}");
+    assert!(md.contains("pooled and dealt again"), "{md}");
     assert!(out.parent().unwrap().join("figures").is_dir());
 }
 
