@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::markdown::{Figures, fmt_error, label, opt_pct, pct};
 use crate::error::Result;
 use crate::process::{
-    HeldConstraint, IsoClassificationSummary, Method, MethodResult, TransferSummary,
+    HeldConstraint, IsoClassificationSummary, Method, MethodResult, ProcessRun, TransferSummary,
 };
 use crate::seeds::{IsoAggregate, TransferAggregate};
 
@@ -22,12 +22,7 @@ pub(super) fn iso_section(
         s.end.lambda,
         s.held.c0,
         s.integrator,
-        label(
-            &s.run.device,
-            (&s.run.data_dir, s.run.config.data.resplit_seed),
-            s.run.seed,
-            s.wall_seconds.total,
-        ),
+        run_label(&s.run, s.wall_seconds.total),
         independence_note(&s.held)
     )
     .map_err(fmt_error)?;
@@ -111,6 +106,16 @@ pub(super) fn drifts(
     (independent, opt_pct(controller))
 }
 
+/// Backend, data (and its dealing), seed and wall time of a process run.
+fn run_label(run: &ProcessRun, wall: f64) -> String {
+    label(
+        &run.device,
+        (&run.data_dir, run.config.data.resplit_seed),
+        run.seed,
+        wall,
+    )
+}
+
 pub(super) fn independence_note(held: &HeldConstraint) -> String {
     let (samples, c0_test) = (held.test_samples, held.c0_test);
     let mut note = if samples > 0 {
@@ -165,12 +170,7 @@ pub(super) fn transfer_section(md: &mut String, s: &TransferSummary, fig: &Figur
         s.run.config.process.steps,
         s.run.config.process.data_exponent,
         s.budget.optimizer_steps,
-        label(
-            &s.run.device,
-            (&s.run.data_dir, s.run.config.data.resplit_seed),
-            s.run.seed,
-            s.wall_seconds.total,
-        ),
+        run_label(&s.run, s.wall_seconds.total),
         independence_note(&s.held)
     )
     .map_err(fmt_error)?;
