@@ -161,3 +161,25 @@ class TimedPeer:
 
     def last_loss(self):
         return float(self.loss)
+
+
+def timed_reps(peer, args):
+    """The first step's timing (cuda), the losses asked for, the warm-up, then `args.reps`
+    timed repetitions of `args.steps` steps of a built peer, printed as they come; returns
+    the steps per second of each repetition."""
+    if peer.device == "cuda":
+        print(
+            f"first step {peer.first_step_seconds:.3f} s (after {peer.build_seconds:.3f} s of "
+            f"building); {peer.time_to_first_step_s:.2f} s from the start of the process"
+            f"{'' if peer.first_in_process else ' (not the first peer of this process)'}",
+            flush=True,
+        )
+    if args.show_losses:
+        print("losses:", " ".join(f"{v:.2f}" for v in peer.losses(args.show_losses)))
+    peer.warmup(args.warmup)
+    sps = []
+    print(f"{'rep':>3}  {'steps/s':>9}  {'images/s':>10}")
+    for i in range(args.reps):
+        sps.append(peer.run_rep(args.steps))
+        print(f"{i:>3}  {sps[-1]:>9.2f}  {sps[-1] * peer.batch:>10.1f}", flush=True)
+    return sps

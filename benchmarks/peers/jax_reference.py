@@ -453,21 +453,7 @@ def measure(model, args, how):
         f"{model.num_params + model.num_state} with BatchNorm running statistics "
         f"(fep: {common.FEP_NUM_PARAMS[args.model]}); threads: {how}"
     )
-    if model.device == "cuda":
-        print(
-            f"first step {model.first_step_seconds:.3f} s (after {model.build_seconds:.3f} s of "
-            f"building); {model.time_to_first_step_s:.2f} s from the start of the process"
-            f"{'' if model.first_in_process else ' (not the first peer of this process)'}",
-            flush=True,
-        )
-    if args.show_losses:
-        print("losses:", " ".join(f"{v:.2f}" for v in model.losses(args.show_losses)))
-    model.warmup(args.warmup)
-    sps = []
-    print(f"{'rep':>3}  {'steps/s':>9}  {'images/s':>10}")
-    for i in range(args.reps):
-        sps.append(model.run_rep(args.steps))
-        print(f"{i:>3}  {sps[-1]:>9.2f}  {sps[-1] * batch:>10.1f}", flush=True)
+    sps = common.timed_reps(model, args)
     rec = describe(model, sps, args.steps, args.threads)
     if model.device == "cuda":
         rec["warmup_steps"] = args.warmup

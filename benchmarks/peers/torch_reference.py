@@ -350,21 +350,7 @@ def measure(peer, args):
         f"(fep: {common.FEP_NUM_PARAMS[args.model]}); threads: {how}, torch {peer.torch.get_num_threads()}; "
         f"Adam {peer.adam_impl}"
     )
-    if peer.device == "cuda":
-        print(
-            f"first step {peer.first_step_seconds:.3f} s (after {peer.build_seconds:.3f} s of "
-            f"building); {peer.time_to_first_step_s:.2f} s from the start of the process"
-            f"{'' if peer.first_in_process else ' (not the first peer of this process)'}",
-            flush=True,
-        )
-    if args.show_losses:
-        print("losses:", " ".join(f"{v:.2f}" for v in peer.losses(args.show_losses)))
-    peer.warmup(args.warmup)
-    sps = []
-    print(f"{'rep':>3}  {'steps/s':>9}  {'images/s':>10}")
-    for i in range(args.reps):
-        sps.append(peer.run_rep(args.steps))
-        print(f"{i:>3}  {sps[-1]:>9.2f}  {sps[-1] * batch:>10.1f}", flush=True)
+    sps = common.timed_reps(peer, args)
     rec = describe(peer, sps, args.steps)
     if peer.device == "cuda":
         rec["warmup_steps"] = args.warmup
