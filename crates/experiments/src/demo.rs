@@ -61,6 +61,7 @@ impl DemoOptions {
             no_baselines: false,
             save_steps: false,
             seed: None,
+            resplit_seed: None,
         }
     }
 }

@@ -321,6 +321,10 @@ pub struct SeedsOptions {
     pub count: usize,
     /// The part of the seeds this job runs.
     pub shard: Shard,
+    /// Deal each domain's official training and test images again with each seed's own
+    /// seed (`[data] resplit_seed = s`, source training and process alike), so that the
+    /// sampling of the test split is part of the spread over seeds.
+    pub deal_per_seed: bool,
 }
 
 impl SeedsOptions {
@@ -348,6 +352,11 @@ pub fn run_seeds<B: AutodiffBackend>(
     let resuming = options.process.resume;
     for seed in options.my_seeds() {
         let dir = out.join(format!("seed-{seed}"));
+        let dealing = if options.deal_per_seed {
+            Some(seed)
+        } else {
+            options.process.resplit_seed
+        };
         if resuming && dir.join("summary.json").is_file() {
             tracing::info!("seed {seed}: finished before, kept");
             continue;
@@ -367,6 +376,7 @@ pub fn run_seeds<B: AutodiffBackend>(
                     resume: false,
                     epochs: None,
                     seed: Some(seed),
+                    resplit_seed: dealing,
                 },
             )?;
         }
@@ -376,6 +386,7 @@ pub fn run_seeds<B: AutodiffBackend>(
             source: Some(train_dir.join(CHECKPOINT)),
             out: Some(dir.clone()),
             seed: Some(seed),
+            resplit_seed: dealing,
             force: true,
             resume: resuming && dir.join("resume").join("config.json").is_file(),
             ..options.process.clone()
@@ -455,6 +466,7 @@ mod tests {
                 first: 10,
                 count: 5,
                 shard: Shard { index: k, count: 3 },
+                deal_per_seed: false,
             };
             all.extend(o.my_seeds());
         }

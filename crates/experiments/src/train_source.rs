@@ -69,6 +69,10 @@ pub struct TrainSourceOptions {
     /// Override the seed.
     #[cfg_attr(feature = "cli", arg(long))]
     pub seed: Option<u64>,
+    /// Deal each domain's official training and test images again with this seed
+    /// (overrides `[data] resplit_seed`).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub resplit_seed: Option<u64>,
 }
 
 impl Default for TrainSourceOptions {
@@ -81,6 +85,7 @@ impl Default for TrainSourceOptions {
             resume: false,
             epochs: None,
             seed: None,
+            resplit_seed: None,
         }
     }
 }
@@ -147,6 +152,9 @@ pub fn load_config(options: &TrainSourceOptions) -> Result<TrainSourceConfig> {
     }
     if let Some(s) = options.seed {
         config.training.seed = s;
+    }
+    if let Some(deal) = options.resplit_seed {
+        config.data.resplit_seed = Some(deal);
     }
     let here = || format!("in {}", options.config.display());
     config.model.validate().context_with(here)?;

@@ -70,8 +70,9 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 
 /// Two seeds as two job-array tasks: each writes its own seed folder (source training
 /// and process), the aggregate holds both with mean and sample sd of the per-seed values;
-/// every process saves its models, and `evaluate` on the saved model with the trace's
-/// data, K and seed reproduces the trace's last row.
+/// each seed deals its splits again with its own seed; every process saves its models, and
+/// `evaluate` on the saved model with the trace's data, dealing, K and seed reproduces the
+/// trace's last row.
 #[test]
 fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,6 +91,7 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
             first: 5,
             count: 2,
             shard: Shard { index: k, count: 2 },
+            deal_per_seed: true,
         };
         let file = run_seeds::<B>(
             &Default::default(),
@@ -117,9 +119,12 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
             read_jsonl(&out.join(format!("seed-{seed}/trace.jsonl"))).unwrap();
         let drifts: Vec<f64> = rows.iter().map(|r| r.test.relative_drift).collect();
         assert_eq!(band.points, rows.len());
+        // A point is outside when beyond the band by more than two of its standard errors.
         assert_eq!(
             band.outside.len(),
-            drifts.iter().filter(|d| d.abs() > 0.03).count()
+            rows.iter()
+                .filter(|r| r.test.relative_drift.abs() > 0.03 + 2.0 * r.test.relative_drift_se)
+                .count()
         );
         let worst = drifts.iter().fold(0.0f64, |w, d| w.max(d.abs()));
         assert_eq!(band.worst.1.abs(), worst);
@@ -133,6 +138,20 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
         se.sort_by(f64::total_cmp);
         assert_eq!(band.relative_standard_error, se[se.len() / 2]);
         assert!(band.relative_standard_error > 0.0);
+    }
+    // Each seed dealt its splits with its own seed, in source training and process alike.
+    for seed in [5u64, 6] {
+        for file in ["summary.json", "train-source/summary.json"] {
+            let path = out.join(format!("seed-{seed}/{file}"));
+            let summary: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            assert_eq!(
+                summary["config"]["data"]["resplit_seed"].as_u64(),
+                Some(seed),
+                "{}",
+                path.display()
+            );
+        }
     }
     for f in ["seeds_drift.png", "seeds_drift.svg"] {
         assert!(out.join(f).is_file(), "{f} missing");
@@ -161,7 +180,7 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
             classes: None,
             split: EvalSplit::Test,
             validation_size: 100,
-            resplit_seed: None,
+            resplit_seed: Some(6),
             samples: 3,
             seed: 6,
             binarization: fep_data::BinarizationKind::Dynamic,

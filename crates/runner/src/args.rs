@@ -30,6 +30,11 @@ pub struct ProcessArgs {
     /// With --seeds: the source training's config.
     #[arg(long, default_value = fep_experiments::train_source::DEFAULT_CONFIG)]
     pub train_config: PathBuf,
+    /// With --seeds: deal each domain's official training and test images again with each
+    /// seed's own seed (source training and process alike), so that the sampling of the
+    /// test split is part of the spread over seeds.
+    #[arg(long, requires = "seeds", conflicts_with = "resplit_seed")]
+    pub deal_per_seed: bool,
 }
 
 impl ProcessArgs {
@@ -47,6 +52,7 @@ impl ProcessArgs {
             first,
             count,
             shard: self.seed_shard.unwrap_or(Shard::ALL),
+            deal_per_seed: self.deal_per_seed,
         })
     }
 }

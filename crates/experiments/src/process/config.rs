@@ -399,6 +399,11 @@ pub struct ProcessOptions {
     /// Override the seed of the process.
     #[cfg_attr(feature = "cli", arg(long))]
     pub seed: Option<u64>,
+    /// Deal each domain's official training and test images again with this seed
+    /// (overrides `[data] resplit_seed`; the source must have been trained on the same
+    /// dealing).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub resplit_seed: Option<u64>,
 }
 
 impl ProcessOptions {
@@ -421,6 +426,9 @@ impl ProcessOptions {
         }
         if let Some(seed) = self.seed {
             cfg.process.seed = seed;
+        }
+        if let Some(deal) = self.resplit_seed {
+            cfg.data.resplit_seed = Some(deal);
         }
         if self.no_baselines {
             cfg.baselines.methods.clear();
