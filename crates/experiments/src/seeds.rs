@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, invalid};
 use crate::format::{Versioned, read_summary};
 use crate::io::write_json;
-use crate::process::rows::{max_drift_se, outside_band};
+use crate::process::rows::{HeldConstraint, max_drift_se, outside_band};
 use crate::process::{
     IsoClassificationSummary, MethodResult, ProcessOptions, TransferSummary, iso_classification,
     transfer,
@@ -39,6 +39,10 @@ pub struct MethodSpread {
     pub classification: Spread,
     /// Largest drift of C on p_t, on the test splits with fresh noise.
     pub max_relative_drift: Option<Spread>,
+    /// The standard error of each seed's largest drift (paired with the start on the same
+    /// examples and draws where they can be paired).
+    #[serde(default)]
+    pub max_relative_drift_se: Option<Spread>,
     /// Adam steps spent.
     pub optimizer_steps: Option<Spread>,
 }
@@ -63,6 +67,13 @@ impl MethodSpread {
             .map_or_else(|| "-".into(), |d| d.show(100.0, 2))
     }
 
+    /// The cell of the largest drift's standard error: its mean over seeds in percent.
+    pub fn drift_se_cell(&self) -> String {
+        self.max_relative_drift_se
+            .as_ref()
+            .map_or_else(|| "-".into(), |d| format!("{:.2}", 100.0 * d.mean))
+    }
+
     /// The Adam-steps cell of a table (every seed spends the same budget: its mean).
     pub fn steps_cell(&self) -> String {
         self.optimizer_steps
@@ -78,6 +89,7 @@ impl MethodSpread {
             distortion: spread_of(results, |r| r.target.distortion),
             classification: spread_of(results, |r| r.target.classification),
             max_relative_drift: optional_spread(results, |r| r.max_relative_drift),
+            max_relative_drift_se: optional_spread(results, |r| r.max_relative_drift_se),
             optimizer_steps: optional_spread(results, |r| r.optimizer_steps.map(|n| n as f64)),
         }
     }
@@ -103,6 +115,21 @@ pub struct SeedBand {
     pub worst_se: f64,
     /// Mean |drift| over the points after the start.
     pub mean_abs_drift: f64,
+    /// Mean signed drift over the points after the start.
+    #[serde(default)]
+    pub mean_drift: f64,
+    /// A bound on the standard error of `mean_drift`: the mean of the points' standard
+    /// errors (the points share test examples, so their errors correlate; by
+    /// Cauchy-Schwarz the mean's standard error is at most the mean of theirs).
+    #[serde(default)]
+    pub mean_drift_se_bound: f64,
+    /// The standard error of the controller's C0 on its probe, relative to C0 (the
+    /// resolution of the held value).
+    #[serde(default)]
+    pub probe_relative_se: Option<f64>,
+    /// Points the corrector accepted without meeting its tolerance.
+    #[serde(default)]
+    pub unconverged_steps: usize,
     /// For scale: the median over the points of the standard error of C on the test splits
     /// relative to C0 (the spread that the finite test splits put on C itself; a drift is a
     /// paired difference on the same examples, whose error is smaller).
@@ -111,8 +138,8 @@ pub struct SeedBand {
 }
 
 impl SeedBand {
-    /// The band of the path `<dir>/trace.jsonl`.
-    fn of(seed: u64, dir: &Path, band: f64) -> Result<Self> {
+    /// The band of the path `<dir>/trace.jsonl`, with what `held` says of its controller.
+    fn of(seed: u64, dir: &Path, band: f64, held: &HeldConstraint) -> Result<Self> {
         let rows: Vec<crate::process::TraceRow> = crate::io::read_jsonl(&dir.join("trace.jsonl"))?;
         let drifts: Vec<(f64, f64)> = rows.iter().map(|r| (r.t, r.test.relative_drift)).collect();
         let c0 = rows.first().map_or(f64::NAN, |r| r.test.classification);
@@ -134,6 +161,15 @@ impl SeedBand {
             worst,
             worst_se: max_drift_se(&rows),
             mean_abs_drift: drifts.iter().skip(1).map(|d| d.1.abs()).sum::<f64>() / after_start,
+            mean_drift: drifts.iter().skip(1).map(|d| d.1).sum::<f64>() / after_start,
+            mean_drift_se_bound: rows
+                .iter()
+                .skip(1)
+                .map(|r| r.test.relative_drift_se)
+                .sum::<f64>()
+                / after_start,
+            probe_relative_se: held.probe_relative_se,
+            unconverged_steps: held.unconverged_steps,
             relative_standard_error,
         })
     }
@@ -145,7 +181,16 @@ impl SeedBand {
             "; for scale, the standard error of C itself on these test splits is {:.1}% of C0",
             100.0 * self.relative_standard_error
         );
-        let mean = format!("; mean |drift| {:.2}%", 100.0 * self.mean_abs_drift);
+        let probe = self.probe_relative_se.map_or(String::new(), |se| {
+            format!("; the probe resolves C0 to {:.1}%", 100.0 * se)
+        });
+        let mean = format!(
+            "; mean drift {:+.2}% (standard error at most {:.2}%), mean |drift| {:.2}%; {} unconverged steps{probe}",
+            100.0 * self.mean_drift,
+            100.0 * self.mean_drift_se_bound,
+            100.0 * self.mean_abs_drift,
+            self.unconverged_steps
+        );
         if self.outside.is_empty() {
             format!(
                 "seed {}: within {:.0}% of C0 (up to two standard errors) at all {} points (largest {:+.2} +- {:.2}% at {coordinate} = {:.3}){mean}{noise}",
@@ -269,7 +314,7 @@ pub fn aggregate_transfer(out: &Path) -> Result<TransferAggregate> {
         methods,
         bands: runs
             .iter()
-            .map(|(seed, _)| SeedBand::of(*seed, &out.join(format!("seed-{seed}")), 0.05))
+            .map(|(seed, s)| SeedBand::of(*seed, &out.join(format!("seed-{seed}")), 0.05, &s.held))
             .collect::<Result<_>>()?,
         device: summaries[0].run.device.clone(),
     };
@@ -290,7 +335,7 @@ pub fn aggregate_iso(out: &Path) -> Result<IsoAggregate> {
         rate_relative_change: spread_of(&summaries, |s| s.rate_relative_change),
         bands: runs
             .iter()
-            .map(|(seed, _)| SeedBand::of(*seed, &out.join(format!("seed-{seed}")), 0.03))
+            .map(|(seed, s)| SeedBand::of(*seed, &out.join(format!("seed-{seed}")), 0.03, &s.held))
             .collect::<Result<_>>()?,
         device: summaries[0].run.device.clone(),
     };

@@ -133,6 +133,28 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
             "the worst point of the band is the summary's max drift"
         );
         assert!(band.describe("s").starts_with(&format!("seed {seed}: ")));
+        // The path's mean drift and its bound, and what the summary says of the controller.
+        let after = &rows[1..];
+        let mean = after.iter().map(|r| r.test.relative_drift).sum::<f64>() / after.len() as f64;
+        assert!((band.mean_drift - mean).abs() < 1e-12);
+        let largest_se = after
+            .iter()
+            .map(|r| r.test.relative_drift_se)
+            .fold(0.0, f64::max);
+        assert!(band.mean_drift_se_bound > 0.0 && band.mean_drift_se_bound <= largest_se);
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("seed-{seed}/summary.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            band.probe_relative_se,
+            summary["probe_relative_se"].as_f64()
+        );
+        assert!(band.probe_relative_se.is_some_and(|se| se > 0.0));
+        assert_eq!(
+            band.unconverged_steps as u64,
+            summary["unconverged_steps"].as_u64().unwrap()
+        );
         let c0 = rows[0].test.classification;
         let mut se: Vec<f64> = rows.iter().map(|r| r.test.classification_se / c0).collect();
         se.sort_by(f64::total_cmp);

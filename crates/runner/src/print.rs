@@ -366,21 +366,25 @@ pub fn transfer_aggregate(a: &fep_experiments::seeds::TransferAggregate) {
         a.c0_test.show(1.0, 4)
     );
     println!(
-        "{:<28}{:>18}{:>18}{:>18}{:>18}{:>14}",
-        "method", "target %", "source %", "C (target)", "max |drift| %", "Adam steps"
+        "{:<28}{:>18}{:>18}{:>18}{:>18}{:>10}{:>14}",
+        "method", "target %", "source %", "C (target)", "max |drift| %", "its se %", "Adam steps"
     );
     for (name, m) in &a.methods {
         println!(
-            "{name:<28}{:>18}{:>18}{:>18}{:>18}{:>14}",
+            "{name:<28}{:>18}{:>18}{:>18}{:>18}{:>10}{:>14}",
             m.target_accuracy.show(100.0, 2),
             m.source_accuracy.show(100.0, 2),
             m.classification.show(1.0, 4),
             m.drift_cell(),
+            m.drift_se_cell(),
             m.steps_cell()
         );
     }
     for line in fep_experiments::seeds::transfer_differences(a) {
         println!("  {line}");
+    }
+    for band in &a.bands {
+        println!("  {}", band.describe("t"));
     }
 }
 
@@ -401,4 +405,7 @@ pub fn iso_aggregate(a: &fep_experiments::seeds::IsoAggregate) {
         "  relative change of R along the path: {}%",
         a.rate_relative_change.show(100.0, 1)
     );
+    for band in &a.bands {
+        println!("  {}", band.describe("s"));
+    }
 }

@@ -251,19 +251,20 @@ pub(super) fn transfer_seeds_section(
     .map_err(fmt_error)?;
     writeln!(
         md,
-        "| method | target accuracy (%) | source accuracy (%) | R | D | C | max drift of C on p_t (%) | Adam steps |\n|---|---|---|---|---|---|---|---|"
+        "| method | target accuracy (%) | source accuracy (%) | R | D | C | max drift of C on p_t (%) | its standard error (%) | Adam steps |\n|---|---|---|---|---|---|---|---|---|"
     )
     .map_err(fmt_error)?;
     for (name, m) in &a.methods {
         writeln!(
             md,
-            "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
             m.target_accuracy.show(100.0, 2),
             m.source_accuracy.show(100.0, 2),
             m.rate.show(1.0, 2),
             m.distortion.show(1.0, 2),
             m.classification.show(1.0, 4),
             m.drift_cell(),
+            m.drift_se_cell(),
             m.steps_cell(),
         )
         .map_err(fmt_error)?;
