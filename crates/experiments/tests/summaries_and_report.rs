@@ -222,10 +222,7 @@ fn shipped_configs_parse_and_the_paper_pair_fits() {
                     config: path.clone(),
                     data_dir: None,
                     out: PathBuf::new(),
-                    force: false,
-                    resume: false,
-                    epochs: None,
-                    seed: None,
+                    ..Default::default()
                 },
             )
             .unwrap_or_else(|e| panic!("{name}: {e}"));

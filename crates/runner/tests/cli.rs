@@ -241,3 +241,25 @@ fn corrupt_dataset_gives_an_error_naming_the_file() {
     assert!(e.contains("t10k-images-idx3-ubyte.gz"), "{e}");
     assert!(!e.contains("panicked"), "{e}");
 }
+
+#[test]
+fn dealing_per_seed_needs_seeds_and_excludes_a_fixed_dealing() {
+    let o = fep(&["transfer-iso-classification", "--deal-per-seed"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--seeds"), "{}", stderr(&o));
+    let o = fep(&[
+        "iso-classification",
+        "--seeds",
+        "2",
+        "--deal-per-seed",
+        "--resplit-seed",
+        "4",
+    ]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("--deal-per-seed") && e.contains("--resplit-seed"),
+        "{e}"
+    );
+    assert!(!e.contains("panicked"), "{e}");
+}
