@@ -172,11 +172,9 @@ fn probe_resolution<B: AutodiffBackend>(
         .context_with(|| "measuring C0 on the probe".into())?
         .classification;
     let relative_se = se / c0;
-    setup
-        .cfg
-        .process
-        .check_probe(relative_se, setup.cfg.process.probe_size)?;
     let (source, _) = system.probe_classification_per_example()?;
+    // The examples the probe holds (probe_size caps them at the split's size).
+    setup.cfg.process.check_probe(relative_se, source.len())?;
     Ok(ProbeStart {
         relative_se,
         start: TestStart { c0, source },

@@ -213,12 +213,27 @@ fn a_probe_that_cannot_resolve_the_tolerance_is_refused_before_any_step() {
     let options = prepared(dir.path());
     let config = options.config.clone().expect("a config");
     let text = std::fs::read_to_string(&config).expect("read");
-    let strict = text.replace("[process]", "[process]\nmax_probe_relative_se = 0.001");
+    // probe_size asks for more than the (at most 64) held-out examples: the message names
+    // what the probe holds.
+    assert!(text.contains("probe_size = 48"), "{text}");
+    let strict = text
+        .replace("probe_size = 48", "probe_size = 1000")
+        .replace("[process]", "[process]\nmax_probe_relative_se = 0.001");
     std::fs::write(&config, strict).expect("write");
     let err = transfer::<B>(&Default::default(), &options)
-        .expect_err("a 24-image probe cannot resolve 0.1%")
+        .expect_err("a probe of at most 64 images cannot resolve 0.1%")
         .to_string();
     assert!(err.contains("resolves C0 only to"), "{err}");
+    let named: usize = err
+        .split("probe (")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no example count in: {err}"));
+    assert!(
+        named <= 64,
+        "names the probe it holds, not the 1000 asked: {err}"
+    );
     assert!(err.contains("probe_size"), "{err}");
 }
 
