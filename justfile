@@ -78,6 +78,10 @@ transfer-iso-classification-full data=full *args:
 transfer-full-resplit-seeds n="3" data=full *args:
     {{fep}} transfer-iso-classification --config experiments/transfer-iso-classification-full-resplit.toml --train-config experiments/train-source-full-resplit.toml --data-dir {{data}} --out runs/transfer-full-dealt-seeds --seeds {{n}} --deal-per-seed {{args}}
 
+# Seeds 1..n of the full-MNIST transfer with C held on 10,000 held-out images per domain, each seed its own dealing (see the config).
+transfer-full-heldout-seeds n="3" data=full *args:
+    {{fep}} transfer-iso-classification --config experiments/transfer-iso-classification-full-heldout.toml --train-config experiments/train-source-full-heldout.toml --data-dir {{data}} --out runs/transfer-full-heldout-seeds --seeds {{n}} --deal-per-seed {{args}}
+
 # Seeds 1..n of the full-MNIST iso-classification (source and process per seed).
 iso-classification-full-seeds n="3" data=full *args:
     {{fep}} iso-classification --config experiments/iso-classification-full.toml --train-config experiments/train-source-full.toml --data-dir {{data}} --out runs/iso-classification-full-seeds --seeds {{n}} {{args}}
