@@ -44,6 +44,14 @@ pub enum ExperimentError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A trained model is unusable as a source: its posterior collapsed (R ~ 0).
+    #[error("{}: {reason}", checkpoint.display())]
+    Collapsed {
+        /// The checkpoint written (kept for inspection).
+        checkpoint: PathBuf,
+        /// The measurements that show the collapse.
+        reason: String,
+    },
     /// A chart could not be drawn.
     #[error("chart {}: {reason}", path.display())]
     Plot {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use fep_experiments::evaluate::{EvalSplit, EvaluateOptions, evaluate};
 use fep_experiments::io::read_jsonl;
-use fep_experiments::process::{ProcessOptions, TraceRow};
+use fep_experiments::process::{ProcessOptions, TraceRow, iso_classification};
 use fep_experiments::seeds::{SeededExperiment, SeedsOptions, aggregate_iso, run_seeds};
 use fep_thermo::Shard;
 
@@ -26,7 +26,7 @@ num_classes = 10
 [training]
 lambda = 2.0
 gamma = 2.0
-epochs = 1
+epochs = 3
 batch_size = 32
 learning_rate = 3e-3
 num_z = 1
@@ -223,4 +223,26 @@ fn seeds_run_as_shards_aggregate_and_saved_models_reproduce_the_trace() {
     );
     assert_eq!(evaluated.classes, vec![0, 1]);
     assert_eq!(evaluated.multipliers[0], last.lambda);
+
+    // A process on another dealing than its source's is refused before it starts: the
+    // source's training images would overlap its test split.
+    let err = iso_classification::<B>(
+        &Default::default(),
+        &ProcessOptions {
+            config: Some(iso.clone()),
+            source: Some(seed_dir.join("train-source/checkpoint.ckpt")),
+            out: Some(dir.path().join("mismatch")),
+            resplit_seed: Some(5),
+            ..ProcessOptions::default()
+        },
+    )
+    .expect_err("seed 6's source on dealing 5");
+    let message = err.to_string();
+    assert!(
+        message.contains("seed-6/train-source/checkpoint.ckpt")
+            && message.contains("resplit_seed = 6")
+            && message.contains("resplit_seed = 5"),
+        "{message}"
+    );
+    assert!(!dir.path().join("mismatch").exists(), "nothing written");
 }

@@ -189,6 +189,37 @@ fn train_source_writes_the_documented_outputs_and_resumes_exactly() {
     assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
 }
 
+/// A source whose objective is R alone (lambda = gamma = 0) collapses to the prior: the
+/// run keeps its checkpoint and summary but exits non-zero naming the checkpoint and the
+/// measured rate, so that no process starts from it unnoticed.
+#[test]
+fn a_collapsed_source_is_refused_with_its_outputs_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = TINY_TRAIN
+        .replace("lambda = 2.0", "lambda = 0.0")
+        .replace("gamma = 2.0", "gamma = 0.0")
+        .replace("learning_rate = 3e-3", "learning_rate = 1e-2");
+    let cfg = write(dir.path(), "collapse.toml", &text);
+    let out = dir.path().join("collapsed");
+    let o = fep(&[
+        "train-source",
+        "--config",
+        &cfg,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("checkpoint.ckpt") && e.contains("posterior collapsed") && e.contains("R = "),
+        "{e}"
+    );
+    assert!(!e.contains("panicked"), "{e}");
+    assert!(out.join("checkpoint.ckpt").is_file());
+    let summary = json(&out.join("summary.json"));
+    assert!(summary["train"]["rate"].as_f64().unwrap() < 0.05);
+}
+
 #[test]
 fn train_source_errors_name_the_file_and_the_problem() {
     let dir = tempfile::tempdir().unwrap();

@@ -105,6 +105,7 @@ pub(crate) fn setup(options: &ProcessOptions, defaults: &Defaults) -> Result<Set
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(defaults.out));
+    check_source_dealing(&cfg)?;
     let domains = Domains::load(&cfg.data, options.data_dir.as_deref())?;
     if !options.resume {
         prepare_out_dir(&out, options.force)?;
@@ -123,6 +124,35 @@ pub(crate) fn setup(options: &ProcessOptions, defaults: &Defaults) -> Result<Set
         saver,
         resume,
     })
+}
+
+/// Error unless the source checkpoint was trained on the dealing of images this process
+/// uses (`[data] resplit_seed`, as its `train-source` recorded it): on another dealing the
+/// source's training images overlap this run's test split, and the drift measured there is
+/// no longer on unseen data. Checkpoints that predate the record are not checked.
+fn check_source_dealing(cfg: &ProcessConfig) -> Result<()> {
+    let path = &cfg.source_checkpoint;
+    if !path.is_file() {
+        return Ok(()); // named by the loader, with the command that makes it
+    }
+    let header = fep_models::checkpoint::read_header(path)?;
+    let Some(data) = header.extra.get("data") else {
+        return Ok(());
+    };
+    let source_deal = data.get("resplit_seed").and_then(|v| v.as_u64());
+    if source_deal == cfg.data.resplit_seed {
+        return Ok(());
+    }
+    let name = |deal: Option<u64>| match deal {
+        Some(s) => format!("the dealing resplit_seed = {s}"),
+        None => "the official split".to_string(),
+    };
+    Err(invalid(format!(
+        "{}: the source was trained on {} but this process uses {}: the source's training images would overlap this run's test split; give the process --resplit-seed matching the source's, or train the source on this dealing",
+        path.display(),
+        name(source_deal),
+        name(cfg.data.resplit_seed)
+    )))
 }
 
 /// What identifies a process run: its seed (of the process and the baselines), the
