@@ -135,6 +135,10 @@ pub struct SeedBand {
     /// paired difference on the same examples, whose error is smaller).
     #[serde(default)]
     pub relative_standard_error: f64,
+    /// C on the test splits over C on the controller's probe per domain (source at the
+    /// start, target at the end): how far the held probe sits from unseen data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_over_probe: Option<crate::process::TestOverProbe>,
 }
 
 impl SeedBand {
@@ -171,6 +175,7 @@ impl SeedBand {
             probe_relative_se: held.probe_relative_se,
             unconverged_steps: held.unconverged_steps,
             relative_standard_error,
+            test_over_probe: held.test_over_probe,
         })
     }
 
@@ -191,6 +196,10 @@ impl SeedBand {
             100.0 * self.mean_abs_drift,
             self.unconverged_steps
         );
+        let mean = match &self.test_over_probe {
+            Some(r) => format!("{mean}; {}", r.describe()),
+            None => mean,
+        };
         if self.outside.is_empty() {
             format!(
                 "seed {}: within {:.0}% of C0 (up to two standard errors) at all {} points (largest {:+.2} +- {:.2}% at {coordinate} = {:.3}){mean}{noise}",

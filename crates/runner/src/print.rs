@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use fep_experiments::bench::{BenchReport, ModelBench, ReferenceReport};
 use fep_experiments::exact::{ExactIsoSummary, ExactSolveSummary};
 use fep_experiments::process::rows::EquilibriumTally;
-use fep_experiments::process::{IsoClassificationSummary, MethodResult, TransferSummary};
+use fep_experiments::process::{
+    IsoClassificationSummary, MethodResult, TestOverProbe, TransferSummary,
+};
 use fep_experiments::train_source::TrainSourceSummary;
 
 /// `wrote <first>` and the others indented below.
@@ -102,6 +104,7 @@ pub fn iso_classification(s: &IsoClassificationSummary) {
         100.0 * s.held.max_relative_drift_se
     );
     equilibrium(s.held.equilibrium.as_ref());
+    probe_bias(s.held.test_over_probe.as_ref());
 }
 
 fn method_line(name: &str, v: &MethodResult, drift: Option<f64>) {
@@ -166,6 +169,17 @@ pub fn transfer(s: &TransferSummary) {
         );
     }
     equilibrium(s.held.equilibrium.as_ref());
+    probe_bias(s.held.test_over_probe.as_ref());
+}
+
+/// The probe's offset from unseen data per domain, where measured.
+fn probe_bias(ratios: Option<&TestOverProbe>) {
+    if let Some(r) = ratios {
+        println!(
+            "({}: near 1 within the test split's standard error where the probe is unbiased)",
+            r.describe()
+        );
+    }
 }
 
 /// Below this many test images per task, the tables say that the drift is measured on a

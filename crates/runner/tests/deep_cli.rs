@@ -348,6 +348,31 @@ fn short_transfer_on_disjoint_classes_is_measured_apart_from_the_controller() {
         );
     }
     assert!((s["max_relative_drift"].as_f64().unwrap() - largest).abs() < 1e-12);
+    // The probe's per-domain values recompose its C on p_t, and the summary's ratios of
+    // test over probe are those of the first and last rows.
+    for r in &rows {
+        let t = r["t"].as_f64().unwrap();
+        let source = r["controller_source_classification"].as_f64().unwrap();
+        let target = r["controller_target_classification"].as_f64();
+        assert_eq!(target.is_some(), t > 0.0, "{r}");
+        let mixed = (1.0 - t) * source + t * target.unwrap_or(0.0);
+        let probe = r["classification"].as_f64().unwrap();
+        assert!(
+            (mixed - probe).abs() <= 1e-5 * probe,
+            "{mixed} vs {probe}: {r}"
+        );
+    }
+    let (first, last) = (&rows[0], rows.last().unwrap());
+    let ratio = |r: &serde_json::Value, domain: &str| {
+        r["test"][domain]["classification"].as_f64().unwrap()
+            / r[format!("controller_{domain}_classification")]
+                .as_f64()
+                .unwrap()
+    };
+    let ratios = &s["test_over_probe"];
+    assert!((ratios["source_start"].as_f64().unwrap() - ratio(first, "source")).abs() < 1e-12);
+    assert!((ratios["target_end"].as_f64().unwrap() - ratio(last, "target")).abs() < 1e-12);
+    assert!(out.join("probe_gap.png").is_file());
     // (No bound is asserted: on two unseen digits with this tiny budget C is not held;
     // docs/REPRODUCTION.md reports by how much at the default config.)
     // Every method spends exactly the process's Adam steps, and saves its model.

@@ -221,3 +221,81 @@ fn accuracy_series(traces: &[(&str, &[TraceRow])], axis: Axis) -> Vec<Series> {
     }
     series
 }
+
+/// The chart `probe_gap`: per domain, C on the unseen test split over C on the
+/// controller's part of the probe along a process's trace, each with its band of two
+/// standard errors of the test measurement. Where the probe is an unbiased estimate of C
+/// on fresh examples the lines stay near 1 within their bands; a line that leaves its band
+/// is a gap between what the controller holds and what it is meant to hold. `None` for a
+/// trace without per-domain probe values (paths that do not hold C, older traces).
+pub(crate) fn write_probe_gap_chart(
+    dir: &Path,
+    rows: &[TraceRow],
+    x_label: &str,
+    context: &str,
+) -> Result<Option<PathBuf>> {
+    type Domain = fn(&TraceRow) -> Option<(f64, f64, f64)>;
+    let source: Domain = |r| {
+        let probe = r.controller_source_classification?;
+        let test = &r.test.source;
+        Some((
+            test.functionals.classification,
+            test.standard_errors.classification,
+            probe,
+        ))
+    };
+    let target: Domain = |r| {
+        let probe = r.controller_target_classification?;
+        let test = r.test.target?;
+        Some((
+            test.functionals.classification,
+            test.standard_errors.classification,
+            probe,
+        ))
+    };
+    let mut series = Vec::new();
+    for (i, (name, domain)) in [("source", source), ("target", target)]
+        .into_iter()
+        .enumerate()
+    {
+        let points: Vec<(f64, f64, f64)> = rows
+            .iter()
+            .filter_map(|r| domain(r).map(|(test, se, probe)| (r.t, test / probe, se / probe)))
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        let x: Vec<f64> = points.iter().map(|p| p.0).collect();
+        let lower: Vec<f64> = points.iter().map(|p| p.1 - 2.0 * p.2).collect();
+        let upper: Vec<f64> = points.iter().map(|p| p.1 + 2.0 * p.2).collect();
+        series.push(Series {
+            label: String::new(),
+            points: crate::plot::band(&x, &lower, &upper),
+            mark: Mark::Band,
+            color: i,
+        });
+        series.push(Series {
+            label: format!("{name}: C test / C probe (band: 2 se of the test)"),
+            points: points.iter().map(|p| (p.0, p.1)).collect(),
+            mark: Mark::ThickLine,
+            color: i,
+        });
+    }
+    if series.is_empty() {
+        return Ok(None);
+    }
+    let x1 = rows.iter().map(|r| r.t).fold(0.0, f64::max).max(1e-9);
+    series.push(Series {
+        label: "1: probe unbiased".into(),
+        points: vec![(0.0, 1.0), (x1, 1.0)],
+        mark: Mark::Line,
+        color: GUIDE_COLOR,
+    });
+    let chart = Chart {
+        title: format!("probe_gap: {context}"),
+        x_label: x_label.into(),
+        y_label: "C on unseen test images / C on the controller's probe".into(),
+        series,
+    };
+    write_named(dir, "probe_gap", &chart).map(Some)
+}

@@ -109,17 +109,35 @@ fn variance_of_mean(x: &[f64]) -> f64 {
     x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / ((n - 1.0) * n)
 }
 
-/// The standard error of the drift of C on the controller's probe at data position `t`
-/// as an estimate of the drift on fresh examples, relative to C0: the system's probe now,
-/// paired with `start` (its C of every source probe example at the start) on the same
-/// examples and fixed draws, by the formula of [`measure_on_test`].
-pub(crate) fn probe_drift_se<B: AutodiffBackend>(
+/// The controller's probe at a point of the path, apart from what the corrector saw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ProbeDrift {
+    /// The standard error of the drift of C on the probe of p_t as an estimate of the
+    /// drift on fresh examples, relative to C0.
+    pub relative_se: f64,
+    /// C on the source domain's probe.
+    pub source: f64,
+    /// C on the target domain's probe (where t > 0).
+    pub target: Option<f64>,
+}
+
+/// The controller's probe at data position `t`: C on each domain's probe, and the standard
+/// error of the drift of C on p_t as an estimate of the drift on fresh examples, relative
+/// to C0: the system's probe now, paired with `start` (its C of every source probe example
+/// at the start) on the same examples and fixed draws, by the formula of
+/// [`measure_on_test`].
+pub(crate) fn probe_drift<B: AutodiffBackend>(
     system: &DeepSystem<B>,
     start: &TestStart,
     t: f64,
-) -> Result<f64> {
+) -> Result<ProbeDrift> {
     let (source, target) = system.probe_classification_per_example()?;
-    Ok(paired_drift_se(start, &source, target.as_deref(), t)? / start.c0)
+    let mean = |c: &[f64]| c.iter().sum::<f64>() / c.len().max(1) as f64;
+    Ok(ProbeDrift {
+        relative_se: paired_drift_se(start, &source, target.as_deref(), t)? / start.c0,
+        source: mean(&source),
+        target: target.as_deref().map(mean),
+    })
 }
 
 /// Source and target test accuracies of a test row (the source's twice without a target).
@@ -170,6 +188,8 @@ pub(crate) fn baseline_row<B: AutodiffBackend>(
         probe: f,
         controller_relative_drift: (f.classification - c0.probe) / c0.probe,
         controller_relative_drift_se: None,
+        controller_source_classification: None,
+        controller_target_classification: None,
         source_accuracy: sa,
         target_accuracy: ta,
         test,

@@ -39,7 +39,7 @@ pub use config::{
 };
 pub use iso_classification::{IsoClassificationSummary, iso_classification};
 pub use method::Method;
-pub use rows::{HeldConstraint, TraceRow};
+pub use rows::{HeldConstraint, TestOverProbe, TraceRow};
 pub use setup::ProcessRun;
 pub use transfer::{FinishedMethod, MethodResult, TransferSummary, run_method, transfer};
 

@@ -9,7 +9,7 @@ use fep_thermo::{
     ConstraintKind, Multipliers, Process, ProcessPath, StepRecord, ThermodynamicSystem,
 };
 
-use super::measure::{accuracies, measure_on_test, probe_drift_se};
+use super::measure::{accuracies, measure_on_test, probe_drift};
 use super::resume::PathProgress;
 use super::rows::{TestRow, TestStart, TraceRow, Traced, max_drift};
 use super::setup::Setup;
@@ -59,13 +59,13 @@ pub(crate) fn trace_path<B: AutodiffBackend>(
         });
         progress.set_position((r.s * 1000.0).round() as u64);
         let mut row = trace_row(&r, test, &run, process.system());
-        row.controller_relative_drift_se = match &probe {
-            Some(p) => Some(
-                probe_drift_se(process.system(), &p.start, r.t)
-                    .context_with(|| "pairing the probe's drift with its start".into())?,
-            ),
-            None => None,
-        };
+        if let Some(p) = &probe {
+            let drift = probe_drift(process.system(), &p.start, r.t)
+                .context_with(|| "pairing the probe's drift with its start".into())?;
+            row.controller_relative_drift_se = Some(drift.relative_se);
+            row.controller_source_classification = Some(drift.source);
+            row.controller_target_classification = drift.target;
+        }
         progress.suspend(|| eprintln!("{label}: {}", step_line(&r, &row)));
         if run.saves_steps && setup.saver.every_step {
             let name = format!("steps/step-{:03}.ckpt", rows.len());
@@ -196,6 +196,8 @@ fn trace_row<B: AutodiffBackend>(
         probe: r.functionals,
         controller_relative_drift: r.relative_drift,
         controller_relative_drift_se: None,
+        controller_source_classification: None,
+        controller_target_classification: None,
         source_accuracy,
         target_accuracy,
         test,

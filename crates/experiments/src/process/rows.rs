@@ -91,6 +91,15 @@ pub struct TraceRow {
     /// (as [`TestRow::relative_drift_se`]); paths that hold C.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller_relative_drift_se: Option<f64>,
+    /// C on the source domain's probe alone (the source part of `probe`'s C on p_t; paths
+    /// that hold C): beside `test.source` it shows how far the probe, which the process
+    /// trains on, sits from unseen source examples.
+    #[serde(default)]
+    pub controller_source_classification: Option<f64>,
+    /// C on the target domain's probe alone, where t > 0 (transfers): beside `test.target`
+    /// it measures the target's generalisation gap along the path.
+    #[serde(default)]
+    pub controller_target_classification: Option<f64>,
     /// Accuracy on the source test set.
     pub source_accuracy: f64,
     /// Accuracy on the target test set (the source's again without a target).
@@ -146,6 +155,53 @@ pub struct HeldConstraint {
     /// How often the process's equilibrations met their criterion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equilibrium: Option<EquilibriumTally>,
+    /// C on unseen test examples over C on the controller's probe, per domain: where the
+    /// probe is an unbiased estimate both sit near 1 within the test split's resolution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_over_probe: Option<TestOverProbe>,
+}
+
+/// C on a domain's test split (fresh noise) over C on its part of the controller's probe.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TestOverProbe {
+    /// Source domain at the start: the source model on its unseen test images against the
+    /// training images it was fitted to.
+    pub source_start: f64,
+    /// Target domain at the end of a transfer: the target learnt along the path, on unseen
+    /// target images against the probe images it trained on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_end: Option<f64>,
+}
+
+impl TestOverProbe {
+    /// The ratios of a trace whose rows carry the per-domain probe values (`None` where
+    /// the start's source value is missing: paths that do not hold C, older traces).
+    pub fn of(rows: &[TraceRow]) -> Option<Self> {
+        let first = rows.first()?;
+        let source_start =
+            first.test.source.functionals.classification / first.controller_source_classification?;
+        let last = rows.last()?;
+        let target_end = last
+            .test
+            .target
+            .zip(last.controller_target_classification)
+            .map(|(test, probe)| test.functionals.classification / probe);
+        Some(Self {
+            source_start,
+            target_end,
+        })
+    }
+
+    /// The ratios in words.
+    pub fn describe(&self) -> String {
+        let target = self
+            .target_end
+            .map_or(String::new(), |r| format!("; target at the end {r:.3}"));
+        format!(
+            "C on the test split over C on the probe: source at the start {:.3}{target}",
+            self.source_start
+        )
+    }
 }
 
 impl HeldConstraint {
@@ -170,6 +226,7 @@ impl HeldConstraint {
             test_samples,
             unconverged_steps: traced.rows.iter().filter(|r| !r.converged).count(),
             equilibrium: Some(EquilibriumTally::of(rule, &traced.rows)),
+            test_over_probe: TestOverProbe::of(&traced.rows),
         }
     }
 }

@@ -143,6 +143,12 @@ pub(super) fn independence_note(held: &HeldConstraint) -> String {
             None => ".".into(),
         });
     }
+    if let Some(r) = &held.test_over_probe {
+        note.push_str(&format!(
+            " {} (each near 1 within the test split's standard error where the probe is unbiased).",
+            r.describe()
+        ));
+    }
     note
 }
 
