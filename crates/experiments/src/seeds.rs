@@ -466,11 +466,17 @@ pub fn run_seeds<B: AutodiffBackend>(
 }
 
 /// Differences between our method and each other method, in words: which exceed the
-/// spread over seeds and which do not.
+/// spread over seeds and which do not (one seed has no spread, and then it says so instead).
 pub fn transfer_differences(a: &TransferAggregate) -> Vec<String> {
     let Some((ours_name, ours)) = a.methods.first() else {
         return Vec::new();
     };
+    let seeds = ours.target_accuracy.values.len();
+    if seeds < 2 {
+        return vec![format!(
+            "{seeds} seed: no spread over seeds to judge the methods' differences by (run --seeds 2 or more)"
+        )];
+    }
     let mut out = Vec::new();
     for (name, m) in a.methods.iter().skip(1) {
         for (what, x, y) in [
@@ -508,6 +514,58 @@ mod tests {
         assert!(!s.differs_from(&t));
         let far = Spread::of(vec![30.0, 31.0, 29.0]);
         assert!(s.differs_from(&far));
+    }
+
+    fn method(target: &[f64], source: &[f64]) -> MethodSpread {
+        let s = |v: &[f64]| Spread::of(v.to_vec());
+        MethodSpread {
+            target_accuracy: s(target),
+            source_accuracy: s(source),
+            rate: s(target),
+            distortion: s(target),
+            classification: s(target),
+            max_relative_drift: None,
+            max_relative_drift_se: None,
+            optimizer_steps: None,
+        }
+    }
+
+    fn aggregate(methods: Vec<(String, MethodSpread)>) -> TransferAggregate {
+        TransferAggregate {
+            seeds: vec![1],
+            c0_test: Spread::of(vec![0.14]),
+            methods,
+            bands: Vec::new(),
+            device: "test".into(),
+        }
+    }
+
+    #[test]
+    fn differences_are_judged_by_the_spread_and_not_claimed_from_one_seed() {
+        // One seed: sd 0, so any difference would "exceed" it; none may be claimed.
+        let one = aggregate(vec![
+            ("ours".into(), method(&[0.98], &[0.72])),
+            ("fine-tune".into(), method(&[0.96], &[0.0])),
+        ]);
+        let lines = transfer_differences(&one);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("no spread"), "{}", lines[0]);
+        // Three seeds: source accuracy 72 +- 1 vs 0 +- 0 differs; target 97.9 +- 0.3 vs
+        // 97.6 +- 0.3 does not (0.3 < 0.3 + 0.3).
+        let three = aggregate(vec![
+            (
+                "ours".into(),
+                method(&[0.976, 0.979, 0.982], &[0.71, 0.72, 0.73]),
+            ),
+            (
+                "fine-tune".into(),
+                method(&[0.973, 0.976, 0.979], &[0.0, 0.0, 0.0]),
+            ),
+        ]);
+        let lines = transfer_differences(&three);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("target accuracy") && lines[0].contains("no difference"));
+        assert!(lines[1].starts_with("source accuracy") && lines[1].contains("exceeds"));
     }
 
     #[test]
