@@ -225,8 +225,8 @@ fn accuracy_series(traces: &[(&str, &[TraceRow])], axis: Axis) -> Vec<Series> {
 /// The chart `probe_gap`: per domain, C on the unseen test split over C on the
 /// controller's part of the probe along a process's trace, each with its band of two
 /// standard errors of the test measurement. Where the probe is an unbiased estimate of C
-/// on fresh examples the lines stay near 1 within their bands; a line that leaves its band
-/// is a gap between what the controller holds and what it is meant to hold. `None` for a
+/// on fresh examples the bands hold 1; a band that leaves 1 is a gap, beyond what the test
+/// split resolves, between what the controller holds and what it is meant to hold. `None` for a
 /// trace without per-domain probe values (paths that do not hold C, older traces).
 pub(crate) fn write_probe_gap_chart(
     dir: &Path,
