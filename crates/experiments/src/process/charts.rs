@@ -121,7 +121,8 @@ impl Axis {
 }
 
 /// Charts of C, R, D, lambda, gamma and the test accuracies against t, and again against
-/// the Adam steps spent, for several traces (the first drawn thick); returns the PNG paths.
+/// the Adam steps spent, for several traces (the first drawn thick), and the probe_gap chart
+/// of the first (the path that holds C); returns the PNG paths.
 pub(crate) fn write_trace_charts(
     dir: &Path,
     traces: &[(&str, &[TraceRow])],
@@ -150,6 +151,14 @@ pub(crate) fn write_trace_charts(
             series: accuracy_series(traces, axis),
         };
         written.push(write_named(dir, &format!("accuracy{suffix}"), &chart)?);
+    }
+    if let Some((_, held)) = traces.first() {
+        written.extend(write_probe_gap_chart(
+            dir,
+            held,
+            spec.x_label,
+            &spec.context,
+        )?);
     }
     Ok(written)
 }
@@ -228,7 +237,7 @@ fn accuracy_series(traces: &[(&str, &[TraceRow])], axis: Axis) -> Vec<Series> {
 /// on fresh examples the bands hold 1; a band that leaves 1 is a gap, beyond what the test
 /// split resolves, between what the controller holds and what it is meant to hold. `None` for a
 /// trace without per-domain probe values (paths that do not hold C, older traces).
-pub(crate) fn write_probe_gap_chart(
+fn write_probe_gap_chart(
     dir: &Path,
     rows: &[TraceRow],
     x_label: &str,

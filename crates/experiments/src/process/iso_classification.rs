@@ -11,7 +11,7 @@ use fep_thermo::{ConstraintKind, Functionals, IntegratorKind, Multipliers, Proce
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::charts::{ChartSpec, write_probe_gap_chart, write_trace_charts};
+use super::charts::{ChartSpec, write_trace_charts};
 use super::config::ProcessOptions;
 use super::observer::{PathRun, trace_path};
 use super::rows::{HeldConstraint, TraceRow, Traced, max_drift_se, write_trace};
@@ -177,15 +177,9 @@ pub fn iso_classification<B: AutodiffBackend>(
             c0: traced.c0,
             c0_test: traced.c0_test,
             band: 0.03,
-            context: context.clone(),
+            context,
         },
     )?;
-    files.extend(write_probe_gap_chart(
-        &setup.out,
-        &traced.rows,
-        x_label,
-        &context,
-    )?);
     let wall = IsoWall {
         process: process_wall,
         total: clock.elapsed().as_secs_f64(),

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::baselines::{BaselineBudget, MethodContext, MethodRun, runner};
-use super::charts::{ChartSpec, write_probe_gap_chart, write_trace_charts};
+use super::charts::{ChartSpec, write_trace_charts};
 use super::config::ProcessOptions;
 use super::measure::HeldValues;
 use super::method::Method;
@@ -354,7 +354,7 @@ fn transfer_charts<B: AutodiffBackend>(
         .collect();
     let x_label = "t (0 = source, 1 = target)";
     let context = format!("{}, {}", device_name::<B>(device), setup.domains.dir_name());
-    let mut files = write_trace_charts(
+    write_trace_charts(
         &setup.out,
         &traces,
         &ChartSpec {
@@ -362,16 +362,9 @@ fn transfer_charts<B: AutodiffBackend>(
             c0: traced.c0,
             c0_test: traced.c0_test,
             band: 0.05,
-            context: context.clone(),
+            context,
         },
-    )?;
-    files.extend(write_probe_gap_chart(
-        &setup.out,
-        &traced.rows,
-        x_label,
-        &context,
-    )?);
-    Ok(files)
+    )
 }
 
 /// The summary of a finished transfer.
