@@ -115,6 +115,10 @@ pub struct SeedBand {
     pub worst_se: f64,
     /// Mean |drift| over the points after the start.
     pub mean_abs_drift: f64,
+    /// Half-width of the band the mean drift over the path is judged against, relative to
+    /// C0 (3%: the transfer's goal on average, the iso-classification's at every point).
+    #[serde(default = "three_percent")]
+    pub mean_band: f64,
     /// Mean signed drift over the points after the start.
     #[serde(default)]
     pub mean_drift: f64,
@@ -141,7 +145,105 @@ pub struct SeedBand {
     pub test_over_probe: Option<crate::process::TestOverProbe>,
 }
 
+fn three_percent() -> f64 {
+    0.03
+}
+
+/// Where an estimate lies against a band `|x| <= band`, judged by its standard error as
+/// the points of a path are: outside only beyond `band + 2 se`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BandVerdict {
+    /// `|x| <= band`.
+    Within,
+    /// `band < |x| <= band + 2 se`: beyond the band by this many standard errors (at most 2).
+    WithinErrors(f64),
+    /// `|x| > band + 2 se`: beyond the band by this many standard errors.
+    Outside(f64),
+}
+
+impl BandVerdict {
+    /// The verdict on `x` with standard error `se` against `|x| <= band`.
+    pub fn of(x: f64, se: f64, band: f64) -> Self {
+        let excess = x.abs() - band;
+        if excess <= 0.0 {
+            return Self::Within;
+        }
+        let z = excess / se;
+        if z <= 2.0 {
+            Self::WithinErrors(z)
+        } else {
+            Self::Outside(z)
+        }
+    }
+
+    /// Words for a sentence, e.g. "within 3%" or "beyond 3% by 1.3 standard errors".
+    pub fn describe(self, band: f64) -> String {
+        let b = 100.0 * band;
+        match self {
+            Self::Within => format!("within {b:.0}%"),
+            Self::WithinErrors(z) => {
+                format!("beyond {b:.0}% by {z:.1} standard errors, within {b:.0}% + 2 se")
+            }
+            Self::Outside(z) => {
+                format!("beyond {b:.0}% by {z:.1} standard errors: outside")
+            }
+        }
+    }
+}
+
+/// The mean over seeds of each seed's mean drift over its path, with its standard error
+/// from the spread between seeds (sample sd / sqrt(n): it carries everything that differs
+/// between seeds, the sampling of the test split included where each seed deals its own).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeanDriftOverSeeds {
+    /// Seeds pooled.
+    pub seeds: usize,
+    /// Mean of the seeds' mean drifts.
+    pub mean: f64,
+    /// Sample standard deviation of the seeds' mean drifts.
+    pub sd: f64,
+    /// `sd / sqrt(n)`.
+    pub se: f64,
+    /// The band the mean is judged against.
+    pub band: f64,
+}
+
+impl MeanDriftOverSeeds {
+    /// Pools `bands` (none for fewer than two seeds: one seed has no spread to judge by).
+    pub fn of(bands: &[SeedBand]) -> Option<Self> {
+        if bands.len() < 2 {
+            return None;
+        }
+        let spread = Spread::of(bands.iter().map(|b| b.mean_drift).collect());
+        Some(Self {
+            seeds: bands.len(),
+            mean: spread.mean,
+            sd: spread.sd,
+            se: spread.sd / (bands.len() as f64).sqrt(),
+            band: bands[0].mean_band,
+        })
+    }
+
+    /// One sentence with the verdict.
+    pub fn describe(&self) -> String {
+        format!(
+            "mean drift over the path, mean over {} seeds: {:+.2}% (sd {:.2}%, standard error {:.2}%): {}",
+            self.seeds,
+            100.0 * self.mean,
+            100.0 * self.sd,
+            100.0 * self.se,
+            BandVerdict::of(self.mean, self.se, self.band).describe(self.band)
+        )
+    }
+}
+
 impl SeedBand {
+    /// Where this seed's mean drift over the path lies against `mean_band`, judged by its
+    /// standard error bound.
+    pub fn mean_verdict(&self) -> BandVerdict {
+        BandVerdict::of(self.mean_drift, self.mean_drift_se_bound, self.mean_band)
+    }
+
     /// The band of the path `<dir>/trace.jsonl`, with what `held` says of its controller.
     fn of(seed: u64, dir: &Path, band: f64, held: &HeldConstraint) -> Result<Self> {
         let rows: Vec<crate::process::TraceRow> = crate::io::read_jsonl(&dir.join("trace.jsonl"))?;
@@ -165,6 +267,7 @@ impl SeedBand {
             worst,
             worst_se: max_drift_se(&rows),
             mean_abs_drift: drifts.iter().skip(1).map(|d| d.1.abs()).sum::<f64>() / after_start,
+            mean_band: three_percent(),
             mean_drift: drifts.iter().skip(1).map(|d| d.1).sum::<f64>() / after_start,
             mean_drift_se_bound: rows
                 .iter()
@@ -190,9 +293,10 @@ impl SeedBand {
             format!("; the probe resolves C0 to {:.1}%", 100.0 * se)
         });
         let mean = format!(
-            "; mean drift {:+.2}% (standard error at most {:.2}%), mean |drift| {:.2}%; {} unconverged steps{probe}",
+            "; mean drift {:+.2}% (standard error at most {:.2}%: {}), mean |drift| {:.2}%; {} unconverged steps{probe}",
             100.0 * self.mean_drift,
             100.0 * self.mean_drift_se_bound,
+            self.mean_verdict().describe(self.mean_band),
             100.0 * self.mean_abs_drift,
             self.unconverged_steps
         );
@@ -566,6 +670,63 @@ mod tests {
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines[0].starts_with("target accuracy") && lines[0].contains("no difference"));
         assert!(lines[1].starts_with("source accuracy") && lines[1].contains("exceeds"));
+    }
+
+    fn band_with_mean(seed: u64, mean: f64, se: f64) -> SeedBand {
+        SeedBand {
+            seed,
+            band: 0.05,
+            points: 26,
+            outside: Vec::new(),
+            worst: (1.0, mean),
+            worst_se: se,
+            mean_abs_drift: mean.abs(),
+            mean_band: 0.03,
+            mean_drift: mean,
+            mean_drift_se_bound: se,
+            probe_relative_se: Some(0.022),
+            unconverged_steps: 0,
+            relative_standard_error: 0.035,
+            test_over_probe: None,
+        }
+    }
+
+    #[test]
+    fn the_mean_drift_is_judged_against_its_band_by_its_standard_error() {
+        // Hand values: |x| - band over se.
+        assert_eq!(BandVerdict::of(-0.029, 0.01, 0.03), BandVerdict::Within);
+        let BandVerdict::WithinErrors(z) = BandVerdict::of(0.048, 0.03, 0.03) else {
+            panic!("+4.8 +- 3.0% is 0.6 se beyond 3%")
+        };
+        assert!((z - 0.6).abs() < 1e-12);
+        let BandVerdict::Outside(z) = BandVerdict::of(-0.081, 0.02, 0.03) else {
+            panic!("-8.1 +- 2.0% is 2.55 se beyond 3%")
+        };
+        assert!((z - 2.55).abs() < 1e-12);
+        let line = band_with_mean(3, 0.07, 0.04).describe("t");
+        assert!(line.contains("+7.00% (standard error at most 4.00%: beyond 3% by 1.0 standard errors, within 3% + 2 se)"), "{line}");
+
+        // Over seeds: mean of the means, se = sample sd / sqrt(n).
+        assert!(MeanDriftOverSeeds::of(&[band_with_mean(1, 0.01, 0.03)]).is_none());
+        let bands = [
+            band_with_mean(1, -0.008, 0.031),
+            band_with_mean(2, 0.048, 0.030),
+            band_with_mean(3, 0.070, 0.032),
+        ];
+        let pooled = MeanDriftOverSeeds::of(&bands).unwrap();
+        let mean = (-0.008 + 0.048 + 0.070) / 3.0;
+        let var = [-0.008f64, 0.048, 0.070]
+            .iter()
+            .map(|x| (x - mean).powi(2))
+            .sum::<f64>()
+            / 2.0;
+        assert!((pooled.mean - mean).abs() < 1e-12);
+        assert!((pooled.se - (var / 3.0).sqrt()).abs() < 1e-12);
+        assert!(
+            pooled.describe().contains("mean over 3 seeds: +3.67%"),
+            "{}",
+            pooled.describe()
+        );
     }
 
     #[test]

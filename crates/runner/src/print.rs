@@ -400,6 +400,9 @@ pub fn transfer_aggregate(a: &fep_experiments::seeds::TransferAggregate) {
     for band in &a.bands {
         println!("  {}", band.describe("t"));
     }
+    if let Some(pooled) = fep_experiments::seeds::MeanDriftOverSeeds::of(&a.bands) {
+        println!("  {}", pooled.describe());
+    }
 }
 
 /// The iso-classification over seeds.
@@ -421,5 +424,8 @@ pub fn iso_aggregate(a: &fep_experiments::seeds::IsoAggregate) {
     );
     for band in &a.bands {
         println!("  {}", band.describe("s"));
+    }
+    if let Some(pooled) = fep_experiments::seeds::MeanDriftOverSeeds::of(&a.bands) {
+        println!("  {}", pooled.describe());
     }
 }

@@ -287,6 +287,9 @@ pub(super) fn transfer_seeds_section(
     for band in &a.bands {
         writeln!(md, "- {}", band.describe("t")).map_err(fmt_error)?;
     }
+    if let Some(pooled) = crate::seeds::MeanDriftOverSeeds::of(&a.bands) {
+        writeln!(md, "- {}", pooled.describe()).map_err(fmt_error)?;
+    }
     writeln!(md).map_err(fmt_error)?;
     for (stem, what) in [
         (
@@ -343,6 +346,9 @@ pub(super) fn iso_seeds_section(
     .map_err(fmt_error)?;
     for band in &a.bands {
         writeln!(md, "- {}", band.describe("s")).map_err(fmt_error)?;
+    }
+    if let Some(pooled) = crate::seeds::MeanDriftOverSeeds::of(&a.bands) {
+        writeln!(md, "- {}", pooled.describe()).map_err(fmt_error)?;
     }
     writeln!(md).map_err(fmt_error)?;
     fig.embed(
