@@ -82,6 +82,10 @@ transfer-full-resplit-seeds n="3" data=full *args:
 transfer-full-heldout-seeds n="3" data=full *args:
     {{fep}} transfer-iso-classification --config experiments/transfer-iso-classification-full-heldout.toml --train-config experiments/train-source-full-heldout.toml --data-dir {{data}} --out runs/transfer-full-heldout-seeds --seeds {{n}} --deal-per-seed {{args}}
 
+# Seeds 1..n of the transfer-full-resplit-seeds ablation: the same sources and dealings, the process holding C on 10,000 training images per domain it never trains on (see the config).
+transfer-full-reserved-seeds n="3" data=full *args:
+    {{fep}} transfer-iso-classification --config experiments/transfer-iso-classification-full-reserved.toml --train-config experiments/train-source-full-resplit.toml --data-dir {{data}} --out runs/transfer-full-reserved-seeds --seeds {{n}} --deal-per-seed {{args}}
+
 # Seeds 1..n of the full-MNIST iso-classification (source and process per seed).
 iso-classification-full-seeds n="3" data=full *args:
     {{fep}} iso-classification --config experiments/iso-classification-full.toml --train-config experiments/train-source-full.toml --data-dir {{data}} --out runs/iso-classification-full-seeds --seeds {{n}} {{args}}
