@@ -350,8 +350,82 @@ pub struct TransferAggregate {
     /// How each seed's path held C on p_t within 5% (test splits, fresh noise).
     #[serde(default)]
     pub bands: Vec<SeedBand>,
+    /// Wall time of each seed: its source training and each method.
+    #[serde(default)]
+    pub times: Vec<SeedTime>,
     /// Backend and device of the first seed.
     pub device: String,
+}
+
+/// Wall time of one seed of the transfer, in seconds: its source training (where its
+/// `train-source/summary.json` records one) and each method, ours first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedTime {
+    /// The seed.
+    pub seed: u64,
+    /// Source training, if this seed trained its source in `seed-<s>/train-source/`.
+    pub source: Option<f64>,
+    /// Each method that ran, in table order.
+    pub methods: Vec<(String, f64)>,
+    /// The process command (every method).
+    pub process_total: f64,
+    /// The machine the process ran on, where its summary records it.
+    #[serde(default)]
+    pub machine: Option<String>,
+}
+
+impl SeedTime {
+    fn of(seed: u64, dir: &Path, summary: &TransferSummary) -> Self {
+        let source = crate::io::read_json::<serde_json::Value>(
+            &dir.join("train-source").join("summary.json"),
+        )
+        .ok()
+        .and_then(|v| v.get("wall_seconds").and_then(serde_json::Value::as_f64));
+        let methods = summary
+            .methods()
+            .into_iter()
+            .filter_map(|(m, _)| {
+                summary
+                    .wall_seconds
+                    .by_method
+                    .get(&m)
+                    .map(|w| (m.name().to_string(), *w))
+            })
+            .collect();
+        Self {
+            seed,
+            source,
+            methods,
+            process_total: summary.wall_seconds.total,
+            machine: summary.run.machine.clone(),
+        }
+    }
+
+    /// The whole seed: source training (where recorded) and the process command.
+    pub fn total(&self) -> f64 {
+        self.source.unwrap_or(0.0) + self.process_total
+    }
+
+    /// One line, in minutes.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.source {
+            parts.push(format!("source {:.1}", s / 60.0));
+        }
+        for (m, w) in &self.methods {
+            parts.push(format!("{m} {:.1}", w / 60.0));
+        }
+        let machine = self
+            .machine
+            .as_ref()
+            .map_or(String::new(), |m| format!(" on {m}"));
+        format!(
+            "seed {}: {:.1} minutes ({}){machine}",
+            self.seed,
+            self.total() / 60.0,
+            parts.join(", ")
+        )
+    }
 }
 
 /// `aggregate.json` of an iso-classification over seeds.
@@ -429,6 +503,10 @@ pub fn aggregate_transfer(out: &Path) -> Result<TransferAggregate> {
             .iter()
             .map(|(seed, s)| SeedBand::of(*seed, &out.join(format!("seed-{seed}")), 0.05, &s.held))
             .collect::<Result<_>>()?,
+        times: runs
+            .iter()
+            .map(|(seed, s)| SeedTime::of(*seed, &out.join(format!("seed-{seed}")), s))
+            .collect(),
         device: summaries[0].run.device.clone(),
     };
     write_json(&out.join("aggregate.json"), &aggregate)?;
@@ -640,6 +718,7 @@ mod tests {
             c0_test: Spread::of(vec![0.14]),
             methods,
             bands: Vec::new(),
+            times: Vec::new(),
             device: "test".into(),
         }
     }
@@ -726,6 +805,31 @@ mod tests {
             pooled.describe().contains("mean over 3 seeds: +3.67%"),
             "{}",
             pooled.describe()
+        );
+    }
+
+    #[test]
+    fn a_seeds_time_is_its_source_and_its_process_in_minutes() {
+        let time = SeedTime {
+            seed: 2,
+            source: Some(120.0),
+            methods: vec![("ours".into(), 768.0), ("fine-tune".into(), 216.0)],
+            process_total: 990.0,
+            machine: Some("Intel(R) Xeon(R) Processor, 2 threads".into()),
+        };
+        assert_eq!(time.total(), 1110.0);
+        assert_eq!(
+            time.describe(),
+            "seed 2: 18.5 minutes (source 2.0, ours 12.8, fine-tune 3.6) on Intel(R) Xeon(R) Processor, 2 threads"
+        );
+        let reused = SeedTime {
+            source: None,
+            machine: None,
+            ..time
+        };
+        assert_eq!(
+            reused.describe(),
+            "seed 2: 16.5 minutes (ours 12.8, fine-tune 3.6)"
         );
     }
 

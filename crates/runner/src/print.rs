@@ -403,6 +403,9 @@ pub fn transfer_aggregate(a: &fep_experiments::seeds::TransferAggregate) {
     if let Some(pooled) = fep_experiments::seeds::MeanDriftOverSeeds::of(&a.bands) {
         println!("  {}", pooled.describe());
     }
+    for time in &a.times {
+        println!("  {}", time.describe());
+    }
 }
 
 /// The iso-classification over seeds.

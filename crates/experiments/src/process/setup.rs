@@ -37,6 +37,7 @@ impl Setup {
             data_dir: self.domains.dir.clone(),
             source_checkpoint: self.cfg.source_checkpoint.clone(),
             config: self.cfg.clone(),
+            machine: Some(crate::provenance::machine()),
         }
     }
 
@@ -169,4 +170,8 @@ pub struct ProcessRun {
     pub source_checkpoint: PathBuf,
     /// The resolved config.
     pub config: ProcessConfig,
+    /// CPU model and threads of the machine that ran it (wall times depend on it; runs
+    /// before session 15 did not record it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
 }

@@ -290,6 +290,17 @@ pub(super) fn transfer_seeds_section(
     if let Some(pooled) = crate::seeds::MeanDriftOverSeeds::of(&a.bands) {
         writeln!(md, "- {}", pooled.describe()).map_err(fmt_error)?;
     }
+    if !a.times.is_empty() {
+        writeln!(
+            md,
+            "\nWall time per seed, in minutes (a shared machine makes them an upper bound; this report was written on {}):\n",
+            crate::provenance::machine()
+        )
+        .map_err(fmt_error)?;
+        for time in &a.times {
+            writeln!(md, "- {}", time.describe()).map_err(fmt_error)?;
+        }
+    }
     writeln!(md).map_err(fmt_error)?;
     for (stem, what) in [
         (
