@@ -375,12 +375,14 @@ pub struct SeedTime {
 }
 
 impl SeedTime {
-    fn of(seed: u64, dir: &Path, summary: &TransferSummary) -> Self {
-        let source = crate::io::read_json::<serde_json::Value>(
-            &dir.join("train-source").join("summary.json"),
-        )
-        .ok()
-        .and_then(|v| v.get("wall_seconds").and_then(serde_json::Value::as_f64));
+    /// The source training's wall time recorded in `<dir>/train-source/summary.json`.
+    fn source_seconds(dir: &Path) -> Option<f64> {
+        crate::io::read_json::<serde_json::Value>(&dir.join("train-source").join("summary.json"))
+            .ok()
+            .and_then(|v| v.get("wall_seconds").and_then(serde_json::Value::as_f64))
+    }
+
+    fn transfer(seed: u64, dir: &Path, summary: &TransferSummary) -> Self {
         let methods = summary
             .methods()
             .into_iter()
@@ -394,8 +396,21 @@ impl SeedTime {
             .collect();
         Self {
             seed,
-            source,
+            source: Self::source_seconds(dir),
             methods,
+            process_total: summary.wall_seconds.total,
+            machine: summary.run.machine.clone(),
+        }
+    }
+
+    fn iso(seed: u64, dir: &Path, summary: &IsoClassificationSummary) -> Self {
+        Self {
+            seed,
+            source: Self::source_seconds(dir),
+            methods: vec![(
+                "iso-classification".to_string(),
+                summary.wall_seconds.process,
+            )],
             process_total: summary.wall_seconds.total,
             machine: summary.run.machine.clone(),
         }
@@ -444,6 +459,10 @@ pub struct IsoAggregate {
     /// How each seed's path held C within 3% (test split, fresh noise).
     #[serde(default)]
     pub bands: Vec<SeedBand>,
+    /// Wall time of each seed: its source training and the process command (the
+    /// iso-classification path, then the naive one).
+    #[serde(default)]
+    pub times: Vec<SeedTime>,
     /// Backend and device of the first seed.
     pub device: String,
 }
@@ -505,7 +524,7 @@ pub fn aggregate_transfer(out: &Path) -> Result<TransferAggregate> {
             .collect::<Result<_>>()?,
         times: runs
             .iter()
-            .map(|(seed, s)| SeedTime::of(*seed, &out.join(format!("seed-{seed}")), s))
+            .map(|(seed, s)| SeedTime::transfer(*seed, &out.join(format!("seed-{seed}")), s))
             .collect(),
         device: summaries[0].run.device.clone(),
     };
@@ -528,6 +547,10 @@ pub fn aggregate_iso(out: &Path) -> Result<IsoAggregate> {
             .iter()
             .map(|(seed, s)| SeedBand::of(*seed, &out.join(format!("seed-{seed}")), 0.03, &s.held))
             .collect::<Result<_>>()?,
+        times: runs
+            .iter()
+            .map(|(seed, s)| SeedTime::iso(*seed, &out.join(format!("seed-{seed}")), s))
+            .collect(),
         device: summaries[0].run.device.clone(),
     };
     write_json(&out.join("aggregate.json"), &aggregate)?;

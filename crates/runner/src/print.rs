@@ -431,4 +431,7 @@ pub fn iso_aggregate(a: &fep_experiments::seeds::IsoAggregate) {
     if let Some(pooled) = fep_experiments::seeds::MeanDriftOverSeeds::of(&a.bands) {
         println!("  {}", pooled.describe());
     }
+    for time in &a.times {
+        println!("  {}", time.describe());
+    }
 }

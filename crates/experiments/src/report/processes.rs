@@ -290,17 +290,7 @@ pub(super) fn transfer_seeds_section(
     if let Some(pooled) = crate::seeds::MeanDriftOverSeeds::of(&a.bands) {
         writeln!(md, "- {}", pooled.describe()).map_err(fmt_error)?;
     }
-    if !a.times.is_empty() {
-        writeln!(
-            md,
-            "\nWall time per seed, in minutes (a shared machine makes them an upper bound; this report was written on {}):\n",
-            crate::provenance::machine()
-        )
-        .map_err(fmt_error)?;
-        for time in &a.times {
-            writeln!(md, "- {}", time.describe()).map_err(fmt_error)?;
-        }
-    }
+    write_seed_times(md, &a.times)?;
     writeln!(md).map_err(fmt_error)?;
     for (stem, what) in [
         (
@@ -361,6 +351,7 @@ pub(super) fn iso_seeds_section(
     if let Some(pooled) = crate::seeds::MeanDriftOverSeeds::of(&a.bands) {
         writeln!(md, "- {}", pooled.describe()).map_err(fmt_error)?;
     }
+    write_seed_times(md, &a.times)?;
     writeln!(md).map_err(fmt_error)?;
     fig.embed(
         md,
@@ -369,4 +360,20 @@ pub(super) fn iso_seeds_section(
         "iso_seeds_drift.png",
         "drift of C along the iso-classification and the naive paths, mean and +- 1 sd over seeds",
     )
+}
+
+/// The wall time of each seed, in minutes, as a list.
+fn write_seed_times(md: &mut String, times: &[crate::seeds::SeedTime]) -> Result<()> {
+    if !times.is_empty() {
+        writeln!(
+            md,
+            "\nWall time per seed, in minutes (a shared machine makes them an upper bound; this report was written on {}):\n",
+            crate::provenance::machine()
+        )
+        .map_err(fmt_error)?;
+        for time in times {
+            writeln!(md, "- {}", time.describe()).map_err(fmt_error)?;
+        }
+    }
+    Ok(())
 }
