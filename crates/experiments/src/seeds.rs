@@ -407,10 +407,16 @@ impl SeedTime {
         Self {
             seed,
             source: Self::source_seconds(dir),
-            methods: vec![(
-                "iso-classification".to_string(),
-                summary.wall_seconds.process,
-            )],
+            methods: vec![
+                (
+                    "iso-classification path".to_string(),
+                    summary.wall_seconds.process,
+                ),
+                (
+                    "naive path and measurements".to_string(),
+                    summary.wall_seconds.total - summary.wall_seconds.process,
+                ),
+            ],
             process_total: summary.wall_seconds.total,
             machine: summary.run.machine.clone(),
         }
@@ -493,6 +499,36 @@ fn finished<T: Versioned>(out: &Path) -> Result<Vec<(u64, T)>> {
         )));
     }
     Ok(found)
+}
+
+/// Which experiment the finished seeds under `out` ran, read from the first seed's
+/// `summary.json` (an iso-classification summary has a naive path, a transfer's none).
+pub fn seeded_experiment_in(out: &Path) -> Result<SeededExperiment> {
+    let mut seeds: Vec<PathBuf> = std::fs::read_dir(out)
+        .map_err(|e| invalid(format!("cannot list {}: {e}", out.display())))?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("seed-"))
+        .map(|e| e.path().join("summary.json"))
+        .filter(|p| p.is_file())
+        .collect();
+    seeds.sort();
+    let first = seeds.first().ok_or_else(|| {
+        invalid(format!(
+            "no finished seed under {} (expected seed-<s>/summary.json)",
+            out.display()
+        ))
+    })?;
+    let summary: serde_json::Value = crate::io::read_json(first)?;
+    if summary.get("naive").is_some() {
+        Ok(SeededExperiment::IsoClassification)
+    } else if summary.get("baselines").is_some() {
+        Ok(SeededExperiment::Transfer)
+    } else {
+        Err(invalid(format!(
+            "{}: neither a transfer nor an iso-classification summary; pass --kind",
+            first.display()
+        )))
+    }
 }
 
 /// Aggregates every finished transfer seed under `out` into `<out>/aggregate.json`.
@@ -854,6 +890,32 @@ mod tests {
             reused.describe(),
             "seed 2: 16.5 minutes (ours 12.8, fine-tune 3.6)"
         );
+    }
+
+    #[test]
+    fn the_experiment_of_a_seeds_folder_is_read_from_its_first_summary() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let err = seeded_experiment_in(dir.path()).expect_err("no seed yet");
+        assert!(err.to_string().contains("no finished seed"), "{err}");
+        let seed = dir.path().join("seed-2");
+        std::fs::create_dir(&seed).expect("seed dir");
+        std::fs::write(seed.join("summary.json"), r#"{"format": 2, "naive": {}}"#).expect("write");
+        assert_eq!(
+            seeded_experiment_in(dir.path()).expect("iso"),
+            SeededExperiment::IsoClassification
+        );
+        std::fs::write(
+            seed.join("summary.json"),
+            r#"{"format": 2, "baselines": []}"#,
+        )
+        .expect("write");
+        assert_eq!(
+            seeded_experiment_in(dir.path()).expect("transfer"),
+            SeededExperiment::Transfer
+        );
+        std::fs::write(seed.join("summary.json"), r#"{"format": 2}"#).expect("write");
+        let err = seeded_experiment_in(dir.path()).expect_err("neither");
+        assert!(err.to_string().contains("pass --kind"), "{err}");
     }
 
     #[test]

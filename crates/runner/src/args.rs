@@ -209,9 +209,9 @@ pub struct AggregateArgs {
     /// The folder holding seed-<s>/ results.
     #[arg(long)]
     pub out: PathBuf,
-    /// Which experiment the seeds ran.
-    #[arg(long, value_enum, default_value_t = AggregateKind::Transfer)]
-    pub kind: AggregateKind,
+    /// Which experiment the seeds ran (read from the first seed's summary when not given).
+    #[arg(long, value_enum)]
+    pub kind: Option<AggregateKind>,
 }
 
 /// The experiments that run over seeds.

@@ -321,10 +321,19 @@ fn run_on<B: AutodiffBackend>(device: &B::Device, command: &Command) -> Result<(
         Command::TransferIsoClassification(a) => {
             process_command::<B>(device, a, SeededExperiment::Transfer)?
         }
-        Command::Aggregate(a) => match a.kind {
-            AggregateKind::Transfer => print::transfer_aggregate(&aggregate_transfer(&a.out)?),
-            AggregateKind::IsoClassification => print::iso_aggregate(&aggregate_iso(&a.out)?),
-        },
+        Command::Aggregate(a) => {
+            let kind = match a.kind {
+                Some(kind) => kind,
+                None => match fep_experiments::seeds::seeded_experiment_in(&a.out)? {
+                    SeededExperiment::Transfer => AggregateKind::Transfer,
+                    SeededExperiment::IsoClassification => AggregateKind::IsoClassification,
+                },
+            };
+            match kind {
+                AggregateKind::Transfer => print::transfer_aggregate(&aggregate_transfer(&a.out)?),
+                AggregateKind::IsoClassification => print::iso_aggregate(&aggregate_iso(&a.out)?),
+            }
+        }
         Command::Surface(a) => surface_command::<B>(device, a)?,
         Command::Evaluate(a) => {
             let s = fep_experiments::evaluate::evaluate::<B>(device, &a.options)?;
