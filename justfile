@@ -93,7 +93,7 @@ iso-classification-full-seeds n="3" data=full *args:
 # The full-MNIST results (docs/full-mnist/REPRODUCTION.md): the source, three seeds of the
 # iso-classification (seed 1 is the single run of section 2), the transfer on the official
 # splits, and three seeds of the transfer with every baseline, each seed on its own dealing
-# of the splits (about 4 hours on 2 cores with flex; a GPU backend by features/backend).
+# of the splits (about 3 hours on a 2-core Intel Xeon with flex; a GPU backend by features/backend).
 reproduce-full data=full:
     just features={{features}} backend={{backend}} train-source-full {{data}}
     just features={{features}} backend={{backend}} iso-classification-full-seeds 3 {{data}} --force

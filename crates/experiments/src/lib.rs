@@ -10,7 +10,7 @@
 //! | train a source model to equilibrium | [`train_source`] | [`train_source::TrainSourceSummary`] |
 //! | iso-classification on the source task | [`process::iso_classification`] | [`process::IsoClassificationSummary`] |
 //! | transfer with C held, beside the baselines | [`process::transfer`], [`process::baselines`] | [`process::TransferSummary`] |
-//! | several seeds of a process, mean +- sd, charts with bands | [`seeds`], [`seed_charts`] | [`seeds::TransferAggregate`], [`seeds::IsoAggregate`] |
+//! | several seeds of a process, mean +- sd, charts with bands | [`seeds`], [`seed_band`], [`seed_charts`] | [`seeds::TransferAggregate`], [`seeds::IsoAggregate`] |
 //! | the equilibrium surface (shards, merge) | [`surface`] | [`surface::SurfaceSummary`] |
 //! | the exact linear-Gaussian model | [`exact`] | [`exact::ExactSolveSummary`], ... |
 //! | throughput | [`bench`] | [`bench::BenchReport`] |
@@ -41,6 +41,7 @@ pub mod process;
 pub mod progress;
 pub mod provenance;
 pub mod report;
+pub mod seed_band;
 pub mod seed_charts;
 pub mod seeds;
 pub mod spread;
