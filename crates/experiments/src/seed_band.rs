@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::process::rows::{HeldConstraint, max_drift_se, outside_band};
 use crate::process::{IsoClassificationSummary, TransferSummary};
 use crate::spread::Spread;
+use crate::train_source::TrainSourceSummary;
 
 /// How one seed's path held C: the steps whose independent drift (test splits, fresh
 /// noise) left the band by more than two of its standard errors, the worst one, and the
@@ -31,10 +32,6 @@ pub struct SeedBand {
     pub worst_se: f64,
     /// Mean |drift| over the points after the start.
     pub mean_abs_drift: f64,
-    /// Half-width of the band the mean drift over the path is judged against, relative to
-    /// C0 (3%: the transfer's goal on average, the iso-classification's at every point).
-    #[serde(default = "three_percent")]
-    pub mean_band: f64,
     /// Mean signed drift over the points after the start.
     #[serde(default)]
     pub mean_drift: f64,
@@ -61,9 +58,9 @@ pub struct SeedBand {
     pub test_over_probe: Option<crate::process::TestOverProbe>,
 }
 
-fn three_percent() -> f64 {
-    0.03
-}
+/// Half-width of the band each seed's mean drift over the path is judged against, relative
+/// to C0 (3%: the transfer's goal on average, the iso-classification's at every point).
+pub const MEAN_BAND: f64 = 0.03;
 
 /// Where an estimate lies against a band `|x| <= band`, judged by its standard error as
 /// the points of a path are: outside only beyond `band + 2 se`.
@@ -118,10 +115,6 @@ pub struct MeanDriftOverSeeds {
     pub mean: f64,
     /// Sample standard deviation of the seeds' mean drifts.
     pub sd: f64,
-    /// `sd / sqrt(n)`.
-    pub se: f64,
-    /// The band the mean is judged against.
-    pub band: f64,
 }
 
 impl MeanDriftOverSeeds {
@@ -135,9 +128,12 @@ impl MeanDriftOverSeeds {
             seeds: bands.len(),
             mean: spread.mean,
             sd: spread.sd,
-            se: spread.sd / (bands.len() as f64).sqrt(),
-            band: bands[0].mean_band,
         })
+    }
+
+    /// The standard error of the mean, `sd / sqrt(n)`.
+    pub fn se(&self) -> f64 {
+        self.sd / (self.seeds as f64).sqrt()
     }
 
     /// One sentence with the verdict.
@@ -147,17 +143,17 @@ impl MeanDriftOverSeeds {
             self.seeds,
             100.0 * self.mean,
             100.0 * self.sd,
-            100.0 * self.se,
-            BandVerdict::of(self.mean, self.se, self.band).describe(self.band)
+            100.0 * self.se(),
+            BandVerdict::of(self.mean, self.se(), MEAN_BAND).describe(MEAN_BAND)
         )
     }
 }
 
 impl SeedBand {
-    /// Where this seed's mean drift over the path lies against `mean_band`, judged by its
+    /// Where this seed's mean drift over the path lies against [`MEAN_BAND`], judged by its
     /// standard error bound.
     pub fn mean_verdict(&self) -> BandVerdict {
-        BandVerdict::of(self.mean_drift, self.mean_drift_se_bound, self.mean_band)
+        BandVerdict::of(self.mean_drift, self.mean_drift_se_bound, MEAN_BAND)
     }
 
     /// The band of the path `<dir>/trace.jsonl`, with what `held` says of its controller.
@@ -183,7 +179,6 @@ impl SeedBand {
             worst,
             worst_se: max_drift_se(&rows),
             mean_abs_drift: drifts.iter().skip(1).map(|d| d.1.abs()).sum::<f64>() / after_start,
-            mean_band: three_percent(),
             mean_drift: drifts.iter().skip(1).map(|d| d.1).sum::<f64>() / after_start,
             mean_drift_se_bound: rows
                 .iter()
@@ -212,7 +207,7 @@ impl SeedBand {
             "; mean drift {:+.2}% (standard error at most {:.2}%: {}), mean |drift| {:.2}%; {} unconverged steps{probe}",
             100.0 * self.mean_drift,
             100.0 * self.mean_drift_se_bound,
-            self.mean_verdict().describe(self.mean_band),
+            self.mean_verdict().describe(MEAN_BAND),
             100.0 * self.mean_abs_drift,
             self.unconverged_steps
         );
@@ -274,9 +269,9 @@ pub struct SeedTime {
 impl SeedTime {
     /// The source training's wall time recorded in `<dir>/train-source/summary.json`.
     fn source_seconds(dir: &Path) -> Option<f64> {
-        crate::io::read_json::<serde_json::Value>(&dir.join("train-source").join("summary.json"))
+        crate::io::read_json::<TrainSourceSummary>(&dir.join("train-source").join("summary.json"))
             .ok()
-            .and_then(|v| v.get("wall_seconds").and_then(serde_json::Value::as_f64))
+            .map(|s| s.wall_seconds)
     }
 
     pub(crate) fn transfer(seed: u64, dir: &Path, summary: &TransferSummary) -> Self {
@@ -359,7 +354,6 @@ mod tests {
             worst: (1.0, mean),
             worst_se: se,
             mean_abs_drift: mean.abs(),
-            mean_band: 0.03,
             mean_drift: mean,
             mean_drift_se_bound: se,
             probe_relative_se: Some(0.022),
@@ -399,7 +393,7 @@ mod tests {
             .sum::<f64>()
             / 2.0;
         assert!((pooled.mean - mean).abs() < 1e-12);
-        assert!((pooled.se - (var / 3.0).sqrt()).abs() < 1e-12);
+        assert!((pooled.se() - (var / 3.0).sqrt()).abs() < 1e-12);
         assert!(
             pooled.describe().contains("mean over 3 seeds: +3.67%"),
             "{}",

@@ -21,7 +21,7 @@ use crate::process::{
 };
 use crate::train_source::{CHECKPOINT, TrainSourceOptions, train_source};
 
-pub use crate::seed_band::{BandVerdict, MeanDriftOverSeeds, SeedBand, SeedTime};
+pub use crate::seed_band::{BandVerdict, MEAN_BAND, MeanDriftOverSeeds, SeedBand, SeedTime};
 pub use crate::spread::Spread;
 
 /// The numbers of one method of the transfer over seeds.
@@ -138,24 +138,20 @@ pub struct IsoAggregate {
     pub device: String,
 }
 
-/// The seed folders under `out` that hold a finished summary, in seed order.
-fn finished<T: Versioned>(out: &Path) -> Result<Vec<(u64, T)>> {
-    let mut found = Vec::new();
+/// The `summary.json` of every finished seed under `out` (`seed-<s>/summary.json`), in seed
+/// order; an error where there is none.
+fn finished_summaries(out: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let entries = std::fs::read_dir(out)
         .map_err(|e| invalid(format!("cannot list {}: {e}", out.display())))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(seed) = name
-            .strip_prefix("seed-")
-            .and_then(|s| s.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        let summary = entry.path().join("summary.json");
-        if summary.is_file() {
-            found.push((seed, read_summary::<T>(&summary)?));
-        }
-    }
+    let mut found: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let seed = name.strip_prefix("seed-")?.parse::<u64>().ok()?;
+            let summary = entry.path().join("summary.json");
+            summary.is_file().then_some((seed, summary))
+        })
+        .collect();
     found.sort_by_key(|(s, _)| *s);
     if found.is_empty() {
         return Err(invalid(format!(
@@ -166,24 +162,19 @@ fn finished<T: Versioned>(out: &Path) -> Result<Vec<(u64, T)>> {
     Ok(found)
 }
 
+/// The finished seeds under `out` with their summaries, in seed order.
+fn finished<T: Versioned>(out: &Path) -> Result<Vec<(u64, T)>> {
+    finished_summaries(out)?
+        .into_iter()
+        .map(|(seed, path)| Ok((seed, read_summary::<T>(&path)?)))
+        .collect()
+}
+
 /// Which experiment the finished seeds under `out` ran, read from the first seed's
 /// `summary.json` (an iso-classification summary has a naive path, a transfer's none).
 pub fn seeded_experiment_in(out: &Path) -> Result<SeededExperiment> {
-    let mut seeds: Vec<PathBuf> = std::fs::read_dir(out)
-        .map_err(|e| invalid(format!("cannot list {}: {e}", out.display())))?
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("seed-"))
-        .map(|e| e.path().join("summary.json"))
-        .filter(|p| p.is_file())
-        .collect();
-    seeds.sort();
-    let first = seeds.first().ok_or_else(|| {
-        invalid(format!(
-            "no finished seed under {} (expected seed-<s>/summary.json)",
-            out.display()
-        ))
-    })?;
-    let summary: serde_json::Value = crate::io::read_json(first)?;
+    let (_, first) = finished_summaries(out)?.swap_remove(0);
+    let summary: serde_json::Value = crate::io::read_json(&first)?;
     if summary.get("naive").is_some() {
         Ok(SeededExperiment::IsoClassification)
     } else if summary.get("baselines").is_some() {
